@@ -1,0 +1,91 @@
+"""Argument checks shared by every public entry point; each failure names what was expected."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .errors import ShapeError, fmt_shape
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def as_float_dtype(dtype: Any, where: str) -> np.dtype[Any]:
+    """Return ``np.dtype(dtype)`` if it is float32 or float64, else raise ``TypeError``."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        dt = None
+    if dt not in FLOAT_DTYPES:
+        raise TypeError(f"{where}: dtype must be np.float32 or np.float64, got {dtype!r}")
+    return dt
+
+
+def as_rng(rng: np.random.Generator | int | None, where: str) -> np.random.Generator:
+    """An explicit generator: pass one through, seed a new one from an int, or draw fresh entropy."""
+    if isinstance(rng, np.random.Generator):
+        return rng
+    if rng is None or (isinstance(rng, (int, np.integer)) and not isinstance(rng, bool)):
+        return np.random.default_rng(rng)
+    raise TypeError(f"{where}: rng must be a numpy Generator, an int seed or None, got {rng!r}")
+
+
+def positive_int(value: Any, where: str, name: str) -> int:
+    """``value`` as an int ≥ 1, refusing bools, floats and everything else."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{where}: {name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def as_array(x: Any, dtype: np.dtype[Any] | None, where: str, name: str) -> NDArray[Any]:
+    """``x`` as a float array. Integer and boolean arrays are cast (to ``dtype``, or float64).
+
+    Float arrays are cast to ``dtype`` when one is given, so a float32 layer accepts float64
+    input and the reverse. Anything that is not a real number refuses with ``TypeError``.
+    """
+    a = np.asarray(x)
+    # Complex arrays pass only where complex is asked for: gradcheck's complex-step mode.
+    complex_ok = a.dtype.kind == "c" and (dtype is None or dtype.kind == "c")
+    if a.dtype.kind not in "biuf" and not complex_ok:
+        raise TypeError(f"{where}: {name} must be an array of real numbers, got dtype {a.dtype}")
+    if dtype is None:
+        dtype = a.dtype if a.dtype in FLOAT_DTYPES or complex_ok else np.dtype(np.float64)
+    return a.astype(dtype, copy=False)
+
+
+def check_sequence(
+    x: NDArray[Any], where: str, name: str, letters: str, features: int | None
+) -> tuple[int, int, int]:
+    """Check that ``x`` is a time-major sequence ``(T, B, F)`` with ``F == features``.
+
+    ``letters`` names the axes for the message, e.g. ``"(T, B, I)"``.
+    """
+    got = fmt_shape(x.shape)
+    want_f = "F" if features is None else str(features)
+    if x.ndim != 3:
+        raise ShapeError(
+            f"{where}: {name} has shape {got}; expected {letters} = (T, B, {want_f}), "
+            f"a time-major sequence with 3 axes (a single sequence is B = 1)"
+        )
+    T, B, F = x.shape
+    if T == 0 or B == 0:
+        raise ShapeError(
+            f"{where}: {name} has shape {got}; expected {letters} with T ≥ 1 steps and "
+            f"B ≥ 1 sequences, not an empty sequence or batch"
+        )
+    if features is not None and features != F:
+        raise ShapeError(f"{where}: {name} has shape {got}; expected {letters} = ({T}, {B}, {features})")
+    return T, B, F
+
+
+def check_same_shape(
+    a: NDArray[Any], expected: tuple[int, ...], where: str, name: str, letters: str, why: str
+) -> None:
+    """Raise ``ShapeError`` unless ``a.shape == expected``."""
+    if a.shape != expected:
+        raise ShapeError(
+            f"{where}: {name} has shape {fmt_shape(a.shape)}; expected {letters} = "
+            f"{fmt_shape(expected)}, {why}"
+        )

@@ -1,0 +1,101 @@
+"""Pure math: activations, and their derivatives written in terms of their outputs.
+
+Writing ``f'`` as a function of ``y = f(z)`` is what lets BPTT keep only the hidden states
+``h_t`` instead of the pre-activations: ``tanh' = 1 - y²``, ``sigmoid' = y (1 - y)``,
+``relu' = [y > 0]``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from ._types import Array
+
+__all__ = ["ACTIVATIONS", "Activation", "sigmoid", "softmax", "softplus"]
+
+
+def sigmoid(z: Array, out: Array | None = None) -> Array:
+    """Logistic function, overflow-free for any ``z``: ``σ(z) = (1 + tanh(z/2)) / 2``."""
+    out = np.multiply(z, 0.5, out=out)
+    np.tanh(out, out=out)
+    out += 1.0
+    out *= 0.5
+    return out
+
+
+def softplus(z: Array) -> Array:
+    """``log(1 + e^z)`` without overflow: ``max(z, 0) + log(1 + e^{-|z|})``.
+
+    Written with ``where`` on the real part instead of ``abs`` so that it stays analytic and
+    complex-step differentiation (see ``bptt.gradcheck``) goes through it.
+    """
+    pos = np.real(z) > 0
+    return np.where(pos, z, 0.0) + np.log1p(np.exp(np.where(pos, -z, z)))
+
+
+def softmax(z: Array, axis: int = -1) -> Array:
+    """Softmax along ``axis``, shifted by the maximum so no ``exp`` overflows."""
+    e = np.exp(z - np.real(z).max(axis=axis, keepdims=True))
+    e /= e.sum(axis=axis, keepdims=True)
+    return e
+
+
+def _tanh(z: Array, out: Array | None = None) -> Array:
+    return np.tanh(z, out=out)
+
+
+def _relu(z: Array, out: Array | None = None) -> Array:
+    return np.maximum(z, 0.0, out=out)
+
+
+def _identity(z: Array, out: Array | None = None) -> Array:
+    if out is None:
+        return z.copy()
+    if out is not z:
+        out[...] = z
+    return out
+
+
+def _dtanh(y: Array) -> Array:
+    return 1.0 - y * y
+
+
+def _dsigmoid(y: Array) -> Array:
+    return y * (1.0 - y)
+
+
+def _drelu(y: Array) -> Array:
+    return (y > 0).astype(y.dtype)
+
+
+def _didentity(y: Array) -> Array:
+    return np.ones_like(y)
+
+
+class Activation:
+    """An elementwise nonlinearity ``f`` with its derivative ``f'`` expressed through ``y = f(z)``.
+
+    Attributes
+    ----------
+    name : str
+    fn : callable ``(z, out=None) -> y``, any shape
+    grad : callable ``(y) -> f'(z)``, same shape as ``y``
+    """
+
+    def __init__(
+        self, name: str, fn: Callable[..., Array], grad: Callable[[Array], Array], formula: str
+    ) -> None:
+        self.name, self.fn, self.grad, self.formula = name, fn, grad, formula
+
+    def __repr__(self) -> str:
+        return f"Activation({self.name!r})"
+
+
+ACTIVATIONS: dict[str, Activation] = {
+    "tanh": Activation("tanh", _tanh, _dtanh, "1 - y²"),
+    "sigmoid": Activation("sigmoid", sigmoid, _dsigmoid, "y ⊙ (1 - y)"),
+    "relu": Activation("relu", _relu, _drelu, "[y > 0]"),
+    "identity": Activation("identity", _identity, _didentity, "1"),
+}

@@ -1,0 +1,420 @@
+"""Layers: Dense, RNN, Sigmoid, Tanh, ReLU, Last and Sequential.
+
+Every layer maps a time-major sequence ``(T, B, F_in)`` to ``(T, B, F_out)`` and keeps
+``params`` and ``grads`` dicts whose arrays have the same keys and shapes. Weights multiply
+row vectors on the right (``x @ W``), so ``W`` is ``(in, out)`` and every weight gradient,
+``dW = Σ_t x_tᵀ δ_t``, is computed as one ``(T·B, in)ᵀ @ (T·B, out)`` matmul.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import numpy as np
+from numpy.typing import DTypeLike
+
+from ._types import Array
+from ._validate import (
+    as_array,
+    as_float_dtype,
+    as_rng,
+    check_same_shape,
+    check_sequence,
+    positive_int,
+)
+from .errors import ShapeError
+from .functional import ACTIVATIONS
+
+__all__ = ["RNN", "Dense", "Last", "Layer", "ReLU", "Sequential", "Sigmoid", "Tanh"]
+
+
+class Layer:
+    """Base class. Subclasses implement ``forward`` and ``backward``.
+
+    Attributes
+    ----------
+    params : dict[str, ndarray]
+        The layer's weights. Optimizers update these arrays in place.
+    grads : dict[str, ndarray]
+        ``dL/dparam`` with the same keys and shapes; zeros until the first ``backward``,
+        which overwrites (never accumulates into) them.
+    """
+
+    out_letters = "(T, B, F)"
+
+    def __init__(self) -> None:
+        self._params: dict[str, Array] = {}
+        self._grads: dict[str, Array] = {}
+        self._out_shape: tuple[int, ...] | None = None
+
+    @property
+    def params(self) -> dict[str, Array]:
+        return self._params
+
+    @property
+    def grads(self) -> dict[str, Array]:
+        return self._grads
+
+    def config(self) -> dict[str, Any]:
+        """The constructor's keyword arguments, enough to rebuild the layer (see ``bptt.io``)."""
+        return {}
+
+    def forward(self, x: Array) -> Array:
+        raise NotImplementedError
+
+    def backward(self, grad_y: Array) -> Array:
+        raise NotImplementedError
+
+    def _add_param(self, name: str, value: Array) -> None:
+        self._params[name] = value
+        self._grads[name] = np.zeros_like(value)
+
+    def _check_grad(self, grad_y: Array, dtype: np.dtype[Any] | None) -> Array:
+        where = f"{type(self).__name__}.backward"
+        if self._out_shape is None:
+            raise ShapeError(
+                f"{where} called before forward: run forward first, then backward "
+                f"with grad_y of the output's shape"
+            )
+        g = as_array(grad_y, dtype, where, "grad_y")
+        check_same_shape(
+            g,
+            self._out_shape,
+            where,
+            "grad_y",
+            self.out_letters,
+            "the shape of the last forward's output",
+        )
+        return g
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.config().items())
+        return f"{type(self).__name__}({args})"
+
+
+class _Weighted(Layer):
+    """A layer with weights of one float dtype, drawn U(-k, k) like PyTorch's defaults."""
+
+    def __init__(self, dtype: DTypeLike, rng: np.random.Generator | int | None) -> None:
+        super().__init__()
+        name = type(self).__name__
+        self.dtype = as_float_dtype(dtype, name)
+        self._rng = as_rng(rng, name)
+
+    def _uniform(self, k: float, shape: tuple[int, ...]) -> Array:
+        return self._rng.uniform(-k, k, size=shape).astype(self.dtype)
+
+
+class Dense(_Weighted):
+    """Affine map at every step: ``y_t = x_t @ W + b``.
+
+    Parameters
+    ----------
+    in_features, out_features : int
+    bias : bool
+    rng : Generator, int or None
+    dtype : np.float64 (default) or np.float32
+
+    Params: ``W (in, out)``, and ``b (out,)`` when ``bias``.
+    """
+
+    out_letters = "(T, B, O)"
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        *,
+        bias: bool = True,
+        rng: np.random.Generator | int | None = None,
+        dtype: DTypeLike = np.float64,
+    ) -> None:
+        super().__init__(dtype, rng)
+        self.in_features = positive_int(in_features, "Dense", "in_features")
+        self.out_features = positive_int(out_features, "Dense", "out_features")
+        self.bias = bool(bias)
+        k = 1.0 / np.sqrt(self.in_features)
+        self._add_param("W", self._uniform(k, (self.in_features, self.out_features)))
+        if self.bias:
+            self._add_param("b", self._uniform(k, (self.out_features,)))
+        self._x: Array | None = None
+
+    def config(self) -> dict[str, Any]:
+        return {
+            "in_features": self.in_features,
+            "out_features": self.out_features,
+            "bias": self.bias,
+        }
+
+    def forward(self, x: Array) -> Array:
+        """``x (T, B, I) -> y (T, B, O)``."""
+        x = as_array(x, self.dtype, "Dense.forward", "x")
+        T, B, I = check_sequence(x, "Dense.forward", "x", "(T, B, I)", self.in_features)
+        y = x.reshape(T * B, I) @ self.params["W"]  # (T·B, O)
+        if self.bias:
+            y += self.params["b"]
+        self._x, self._out_shape = x, (T, B, self.out_features)
+        return y.reshape(self._out_shape)  # (T, B, O)
+
+    def backward(self, grad_y: Array) -> Array:
+        """``grad_y (T, B, O) -> grad_x (T, B, I)``; fills ``grads["W"]`` and ``grads["b"]``."""
+        g = self._check_grad(grad_y, self.dtype)
+        assert self._x is not None
+        T, B, I = self._x.shape
+        G = g.reshape(T * B, self.out_features)  # (T·B, O)
+        np.dot(self._x.reshape(T * B, I).T, G, out=self.grads["W"])  # Σ_t x_tᵀ δ_t: (I, O)
+        if self.bias:
+            G.sum(axis=0, out=self.grads["b"])  # (O,)
+        return (G @ self.params["W"].T).reshape(T, B, I)  # (T, B, I)
+
+
+class RNN(_Weighted):
+    """Elman recurrence ``h_t = act(x_t @ W_ih + h_{t-1} @ W_hh + b)``, returning every ``h_t``.
+
+    Parameters
+    ----------
+    input_size, hidden_size : int
+    activation : {"tanh", "sigmoid", "relu", "identity"}
+    bias : bool
+    rng : Generator, int or None
+    dtype : np.float64 (default) or np.float32
+
+    Attributes
+    ----------
+    params : ``W_ih (I, H)``, ``W_hh (H, H)`` and, when ``bias``, ``b (H,)``
+    h0 : None or ndarray (B, H)
+        Initial state for the next ``forward``; ``None`` means zeros.
+    grad_h0 : None or ndarray (B, H)
+        ``dL/dh0`` after ``backward``.
+
+    Notes
+    -----
+    ``torch.nn.RNN`` maps onto this layer as ``weight_ih_l0 = W_ihᵀ``, ``weight_hh_l0 = W_hhᵀ``,
+    ``bias_ih_l0 = b`` and ``bias_hh_l0 = 0``.
+    """
+
+    out_letters = "(T, B, H)"
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        *,
+        activation: str = "tanh",
+        bias: bool = True,
+        rng: np.random.Generator | int | None = None,
+        dtype: DTypeLike = np.float64,
+    ) -> None:
+        super().__init__(dtype, rng)
+        self.input_size = positive_int(input_size, "RNN", "input_size")
+        self.hidden_size = positive_int(hidden_size, "RNN", "hidden_size")
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"RNN: activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
+        self.activation = activation
+        self.bias = bool(bias)
+        I, H = self.input_size, self.hidden_size
+        k = 1.0 / np.sqrt(H)
+        self._add_param("W_ih", self._uniform(k, (I, H)))
+        self._add_param("W_hh", self._uniform(k, (H, H)))
+        if self.bias:
+            self._add_param("b", self._uniform(k, (H,)))
+        self.h0: Array | None = None
+        self.grad_h0: Array | None = None
+        self._x: Array | None = None
+        self._hs: Array | None = None  # (T+1, B, H): hs[0] = h0, hs[t] = h_t
+
+    def config(self) -> dict[str, Any]:
+        return {
+            "input_size": self.input_size,
+            "hidden_size": self.hidden_size,
+            "activation": self.activation,
+            "bias": self.bias,
+        }
+
+    def initial_state(self, batch: int) -> Array:
+        """``h0`` checked against the batch size, or zeros ``(B, H)``."""
+        shape = (batch, self.hidden_size)
+        if self.h0 is None:
+            return np.zeros(shape, self.dtype)
+        h0 = as_array(self.h0, self.dtype, "RNN.forward", "h0")
+        check_same_shape(h0, shape, "RNN.forward", "h0", "(B, H)", "one initial state per sequence in x")
+        return h0
+
+    def forward(self, x: Array) -> Array:
+        """``x (T, B, I) -> h (T, B, H)``, the hidden state after every step."""
+        x = as_array(x, self.dtype, "RNN.forward", "x")
+        T, B, I = check_sequence(x, "RNN.forward", "x", "(T, B, I)", self.input_size)
+        H, f = self.hidden_size, ACTIVATIONS[self.activation].fn
+        W_hh = self.params["W_hh"]
+        hs = self._buffer("_hs", (T + 1, B, H))
+        hs[0] = self.initial_state(B)
+        # Only the recurrence is sequential: all T input projections are one matmul.
+        np.dot(x.reshape(T * B, I), self.params["W_ih"], out=hs[1:].reshape(T * B, H))  # (T·B, H)
+        if self.bias:
+            hs[1:] += self.params["b"]
+        for t in range(1, T + 1):
+            hs[t] += hs[t - 1] @ W_hh  # a_t = x_t W_ih + b + h_{t-1} W_hh: (B, H)
+            f(hs[t], out=hs[t])  # h_t = act(a_t)
+        self._x, self._out_shape = x, (T, B, H)
+        return hs[1:].copy()  # (T, B, H)
+
+    def backward(self, grad_y: Array) -> Array:
+        """``grad_y (T, B, H) -> grad_x (T, B, I)``; fills ``grads`` and ``grad_h0 (B, H)``.
+
+        ``δa_t = (∂L/∂h_t + δa_{t+1} @ W_hhᵀ) ⊙ act'(a_t)``, from ``t = T`` down to 1.
+        """
+        g = self._check_grad(grad_y, self.dtype)
+        assert self._x is not None and self._hs is not None
+        T, B, I = self._x.shape
+        H, dact = self.hidden_size, ACTIVATIONS[self.activation].grad
+        hs = self._hs
+        W_hh_T = np.ascontiguousarray(self.params["W_hh"].T)  # (H, H)
+        da = np.empty((T, B, H), self.dtype)  # δa_t = ∂L/∂a_t
+        dh_next = np.zeros((B, H), self.dtype)  # ∂L/∂h_t through step t+1
+        for t in range(T - 1, -1, -1):
+            np.add(g[t], dh_next, out=da[t])  # ∂L/∂h_t: from the output and from step t+1
+            da[t] *= dact(hs[t + 1])  # (B, H)
+            np.dot(da[t], W_hh_T, out=dh_next)  # ∂L/∂h_{t-1} through W_hhᵀ: (B, H)
+        self.grad_h0 = dh_next
+        da2 = da.reshape(T * B, H)  # (T·B, H)
+        np.dot(self._x.reshape(T * B, I).T, da2, out=self.grads["W_ih"])  # Σ x_tᵀ δa_t: (I, H)
+        np.dot(hs[:-1].reshape(T * B, H).T, da2, out=self.grads["W_hh"])  # Σ h_{t-1}ᵀ δa_t: (H, H)
+        if self.bias:
+            da2.sum(axis=0, out=self.grads["b"])  # (H,)
+        return (da2 @ self.params["W_ih"].T).reshape(T, B, I)  # (T, B, I)
+
+    def _buffer(self, name: str, shape: tuple[int, ...]) -> Array:
+        """A cache array reused across calls while its shape stays the same."""
+        buf: Array | None = getattr(self, name)
+        if buf is None or buf.shape != shape or buf.dtype != self.dtype:
+            buf = np.empty(shape, self.dtype)
+            setattr(self, name, buf)
+        return buf
+
+
+class _Elementwise(Layer):
+    """``y = f(x)`` at every entry; ``backward`` uses ``f'`` written in terms of ``y``."""
+
+    activation = "identity"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._y: Array | None = None
+
+    def forward(self, x: Array) -> Array:
+        """``x (T, B, F) -> y (T, B, F)``."""
+        name = f"{type(self).__name__}.forward"
+        x = as_array(x, None, name, "x")
+        check_sequence(x, name, "x", "(T, B, F)", None)
+        self._y = ACTIVATIONS[self.activation].fn(x)
+        self._out_shape = x.shape
+        return self._y.copy()
+
+    def backward(self, grad_y: Array) -> Array:
+        """``grad_y (T, B, F) -> grad_x (T, B, F)``."""
+        assert self._y is not None or self._out_shape is None
+        g = self._check_grad(grad_y, None if self._y is None else self._y.dtype)
+        assert self._y is not None
+        return g * ACTIVATIONS[self.activation].grad(self._y)
+
+
+class Sigmoid(_Elementwise):
+    """Elementwise logistic ``σ(x)``; ``σ' = y (1 - y)``."""
+
+    activation = "sigmoid"
+
+
+class Tanh(_Elementwise):
+    """Elementwise ``tanh(x)``; ``tanh' = 1 - y²``."""
+
+    activation = "tanh"
+
+
+class ReLU(_Elementwise):
+    """Elementwise ``max(x, 0)``; ``relu' = [y > 0]``."""
+
+    activation = "relu"
+
+
+class Last(Layer):
+    """Keep only the last step (many-to-one): ``(T, B, F) -> (1, B, F)``."""
+
+    out_letters = "(1, B, F)"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._in_shape: tuple[int, ...] = ()
+        self._dtype: np.dtype[Any] | None = None
+
+    def forward(self, x: Array) -> Array:
+        x = as_array(x, None, "Last.forward", "x")
+        _, B, F = check_sequence(x, "Last.forward", "x", "(T, B, F)", None)
+        self._in_shape, self._out_shape, self._dtype = x.shape, (1, B, F), x.dtype
+        return x[-1:].copy()  # (1, B, F)
+
+    def backward(self, grad_y: Array) -> Array:
+        """The gradient lands on the last step; earlier steps get zeros."""
+        g = self._check_grad(grad_y, self._dtype)
+        grad_x = np.zeros(self._in_shape, g.dtype)  # (T, B, F)
+        grad_x[-1] = g[0]
+        return grad_x
+
+
+class Sequential(Layer):
+    """Layers applied in order; ``backward`` runs them in reverse.
+
+    ``params`` and ``grads`` are flat dicts keyed ``"{i}.{name}"`` (e.g. ``"0.W_ih"``) holding
+    the layers' own arrays, so an in-place update reaches the layer.
+    """
+
+    def __init__(self, layers: Iterable[Layer]) -> None:
+        super().__init__()
+        self.layers = list(layers)
+        for i, layer in enumerate(self.layers):
+            if not isinstance(layer, Layer) or isinstance(layer, Sequential):
+                raise TypeError(f"Sequential: item {i} must be a bptt layer, got {layer!r}")
+        if not self.layers:
+            raise ValueError("Sequential: needs at least one layer")
+
+    @property
+    def params(self) -> dict[str, Array]:
+        return {f"{i}.{k}": v for i, layer in enumerate(self.layers) for k, v in layer.params.items()}
+
+    @property
+    def grads(self) -> dict[str, Array]:
+        return {f"{i}.{k}": v for i, layer in enumerate(self.layers) for k, v in layer.grads.items()}
+
+    def __getitem__(self, i: int) -> Layer:
+        return self.layers[i]
+
+    def __len__(self) -> int:
+        return len(self.layers)
+
+    def __iter__(self) -> Iterator[Layer]:
+        return iter(self.layers)
+
+    def forward(self, x: Array) -> Array:
+        for i, layer in enumerate(self.layers):
+            x = self._named(i, layer.forward, x)
+        self._out_shape = x.shape
+        return x
+
+    def backward(self, grad_y: Array) -> Array:
+        if self._out_shape is None:
+            raise ShapeError("Sequential.backward called before forward: run forward first")
+        for i in range(len(self.layers) - 1, -1, -1):
+            grad_y = self._named(i, self.layers[i].backward, grad_y)
+        return grad_y
+
+    @staticmethod
+    def _named(i: int, method: Any, arg: Array) -> Array:
+        try:
+            out: Array = method(arg)
+        except ShapeError as e:
+            raise ShapeError(f"Sequential layer {i}: {e}") from None
+        return out
+
+    def __repr__(self) -> str:
+        inner = "".join(f"\n  ({i}) {layer!r}" for i, layer in enumerate(self.layers))
+        return f"Sequential({inner}\n)"

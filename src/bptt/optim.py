@@ -1,0 +1,166 @@
+"""Optimizers with PyTorch's exact update rules, and global gradient-norm clipping.
+
+Each optimizer reads ``model.grads`` and updates ``model.params`` in place; both dicts hold
+the layers' own arrays, so nothing is copied. The same run in ``torch.optim`` ends at the same
+weights to float64 round-off.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+
+from ._types import Array
+
+__all__ = ["SGD", "Adagrad", "Adam", "Optimizer", "RMSprop", "clip_grad_norm"]
+
+
+class HasParams(Protocol):
+    """Anything with ``params`` and ``grads`` dicts of matching arrays (a layer or Sequential)."""
+
+    @property
+    def params(self) -> dict[str, Array]: ...
+
+    @property
+    def grads(self) -> dict[str, Array]: ...
+
+
+def _check(
+    where: str, name: str, value: float, *, low: float, strict: bool, high: float | None = None
+) -> float:
+    ok = (value > low if strict else value >= low) and (high is None or value < high)
+    if isinstance(value, bool) or not np.isfinite(value) or not ok:
+        bound = f"{'>' if strict else '≥'} {low}" + ("" if high is None else f" and < {high}")
+        raise ValueError(f"{where}: {name} must be a number {bound}, got {value!r}")
+    return float(value)
+
+
+class Optimizer:
+    """Base class: pairs each parameter with its gradient and a per-parameter state dict."""
+
+    def __init__(self, model: HasParams, lr: float) -> None:
+        where = type(self).__name__
+        self.lr = _check(where, "lr", lr, low=0.0, strict=True)
+        params, grads = model.params, model.grads
+        if not params:
+            raise ValueError(f"{where}: the model has no parameters to optimize")
+        self.names = list(params)
+        self._pairs = [(params[k], grads[k]) for k in self.names]
+        self.state: dict[str, dict[str, Array]] = {k: {} for k in self.names}
+        self.steps = 0
+
+    def step(self) -> None:
+        """Apply one update to every parameter, in place."""
+        self.steps += 1
+        for name, (p, g) in zip(self.names, self._pairs, strict=True):
+            self._update(p, g, self.state[name])
+
+    def _update(self, p: Array, g: Array, state: dict[str, Array]) -> None:
+        raise NotImplementedError
+
+
+class SGD(Optimizer):
+    """``p -= lr · v``, where ``v`` is the gradient, its momentum buffer, or Nesterov's look-ahead.
+
+    PyTorch's rule: ``buf = g`` on the first step, then ``buf = μ buf + g``; the update uses
+    ``buf``, or ``g + μ buf`` with ``nesterov=True``.
+    """
+
+    def __init__(self, model: HasParams, lr: float, momentum: float = 0.0, nesterov: bool = False) -> None:
+        super().__init__(model, lr)
+        self.momentum = _check("SGD", "momentum", momentum, low=0.0, strict=False)
+        if nesterov and self.momentum == 0.0:
+            raise ValueError("SGD: nesterov=True needs momentum > 0")
+        self.nesterov = bool(nesterov)
+
+    def _update(self, p: Array, g: Array, state: dict[str, Array]) -> None:
+        if self.momentum == 0.0:
+            p -= self.lr * g
+            return
+        buf = state.get("momentum")
+        if buf is None:
+            buf = state["momentum"] = g.copy()
+        else:
+            buf *= self.momentum
+            buf += g
+        p -= self.lr * (g + self.momentum * buf if self.nesterov else buf)
+
+
+class Adagrad(Optimizer):
+    """``s += g²``; ``p -= lr · g / (√s + eps)``."""
+
+    def __init__(self, model: HasParams, lr: float = 0.01, eps: float = 1e-10) -> None:
+        super().__init__(model, lr)
+        self.eps = _check("Adagrad", "eps", eps, low=0.0, strict=False)
+
+    def _update(self, p: Array, g: Array, state: dict[str, Array]) -> None:
+        s = state.setdefault("sum", np.zeros_like(p))
+        s += g * g
+        p -= self.lr * (g / (np.sqrt(s) + self.eps))
+
+
+class RMSprop(Optimizer):
+    """``s = α s + (1-α) g²``; ``p -= lr · g / (√s + eps)``."""
+
+    def __init__(self, model: HasParams, lr: float = 0.01, alpha: float = 0.99, eps: float = 1e-8) -> None:
+        super().__init__(model, lr)
+        self.alpha = _check("RMSprop", "alpha", alpha, low=0.0, strict=False, high=1.0)
+        self.eps = _check("RMSprop", "eps", eps, low=0.0, strict=False)
+
+    def _update(self, p: Array, g: Array, state: dict[str, Array]) -> None:
+        s = state.setdefault("square_avg", np.zeros_like(p))
+        s *= self.alpha
+        s += (1.0 - self.alpha) * g * g
+        p -= self.lr * (g / (np.sqrt(s) + self.eps))
+
+
+class Adam(Optimizer):
+    """Adam with PyTorch's bias correction.
+
+    ``m = β₁ m + (1-β₁) g``, ``v = β₂ v + (1-β₂) g²``,
+    ``p -= (lr / (1-β₁ᵗ)) · m / (√v / √(1-β₂ᵗ) + eps)``.
+    """
+
+    def __init__(
+        self,
+        model: HasParams,
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+    ) -> None:
+        super().__init__(model, lr)
+        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+            raise ValueError(f"Adam: betas must be a pair (β₁, β₂), got {betas!r}")
+        self.betas = (
+            _check("Adam", "betas[0]", betas[0], low=0.0, strict=False, high=1.0),
+            _check("Adam", "betas[1]", betas[1], low=0.0, strict=False, high=1.0),
+        )
+        self.eps = _check("Adam", "eps", eps, low=0.0, strict=False)
+
+    def _update(self, p: Array, g: Array, state: dict[str, Array]) -> None:
+        b1, b2 = self.betas
+        m = state.setdefault("exp_avg", np.zeros_like(p))
+        v = state.setdefault("exp_avg_sq", np.zeros_like(p))
+        m += (1.0 - b1) * (g - m)  # torch's lerp form of β₁ m + (1-β₁) g
+        v *= b2
+        v += (1.0 - b2) * g * g
+        step_size = self.lr / (1.0 - b1**self.steps)
+        denom = np.sqrt(v) / np.sqrt(1.0 - b2**self.steps) + self.eps
+        p -= step_size * (m / denom)
+
+
+def clip_grad_norm(model: HasParams, max_norm: float) -> float:
+    """Scale all gradients in place so their global L2 norm is at most about ``max_norm``.
+
+    Like ``torch.nn.utils.clip_grad_norm_``: the factor is ``max_norm / (norm + 1e-6)``, applied
+    only when it is below 1. Returns the norm before clipping.
+    """
+    max_norm = _check("clip_grad_norm", "max_norm", max_norm, low=0.0, strict=True)
+    grads = list(model.grads.values())
+    norm = float(np.sqrt(sum(float(np.vdot(g, g)) for g in grads)))
+    coef = max_norm / (norm + 1e-6)
+    if coef < 1.0:
+        for g in grads:
+            g *= coef
+    return norm
