@@ -11,6 +11,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ._types import Array
+from ._validate import COMPLEX_PROBE
 from .layers import RNN, Layer, Sequential
 from .losses import Loss
 
@@ -156,6 +157,7 @@ def _probe_copies(
     """
     saved: list[tuple[Any, np.dtype[Any], dict[str, Array]]] = []
     copies: dict[str, NDArray[Any]] = {}
+    token = COMPLEX_PROBE.set(dtype.kind == "c")
     try:
         for i, layer in enumerate(layers):
             if not layer.params:
@@ -167,7 +169,8 @@ def _probe_copies(
                 layer.params[k] = copies[prefix(i) + k] = v.astype(dtype)
         yield copies
     finally:
-        for weighted, dt, params in saved:
+        COMPLEX_PROBE.reset(token)
+        for weighted, dt, params in reversed(saved):
             weighted.dtype = dt
             weighted.params.update(params)
 

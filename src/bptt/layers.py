@@ -187,6 +187,10 @@ class RNN(_Weighted):
         Initial state for the next ``forward``; ``None`` means zeros.
     grad_h0 : None or ndarray (B, H)
         ``dL/dh0`` after ``backward``.
+    stateful : bool
+        When true, each ``forward`` leaves its last state ``h_T`` in ``h0`` for the next call,
+        so a long sequence can be fed in pieces (gradients do not flow back across calls).
+        ``reset_state()`` clears it.
 
     Notes
     -----
@@ -203,10 +207,12 @@ class RNN(_Weighted):
         *,
         activation: str = "tanh",
         bias: bool = True,
+        stateful: bool = False,
         rng: np.random.Generator | int | None = None,
         dtype: DTypeLike = np.float64,
     ) -> None:
         super().__init__(dtype, rng)
+        self.stateful = bool(stateful)
         self.input_size = positive_int(input_size, "RNN", "input_size")
         self.hidden_size = positive_int(hidden_size, "RNN", "hidden_size")
         if activation not in ACTIVATIONS:
@@ -230,7 +236,12 @@ class RNN(_Weighted):
             "hidden_size": self.hidden_size,
             "activation": self.activation,
             "bias": self.bias,
+            "stateful": self.stateful,
         }
+
+    def reset_state(self) -> None:
+        """Forget the carried state: the next ``forward`` starts from zeros."""
+        self.h0 = None
 
     def initial_state(self, batch: int) -> Array:
         """``h0`` checked against the batch size, or zeros ``(B, H)``."""
@@ -247,8 +258,9 @@ class RNN(_Weighted):
         T, B, I = check_sequence(x, "RNN.forward", "x", "(T, B, I)", self.input_size)
         H, f = self.hidden_size, ACTIVATIONS[self.activation].fn
         W_hh = self.params["W_hh"]
+        h0 = self.initial_state(B)  # checked before any cache is touched
         hs = self._buffer("_hs", (T + 1, B, H))
-        hs[0] = self.initial_state(B)
+        hs[0] = h0
         # Only the recurrence is sequential: all T input projections are one matmul.
         np.dot(x.reshape(T * B, I), self.params["W_ih"], out=hs[1:].reshape(T * B, H))  # (T·B, H)
         if self.bias:
@@ -257,6 +269,8 @@ class RNN(_Weighted):
             hs[t] += hs[t - 1] @ W_hh  # a_t = x_t W_ih + b + h_{t-1} W_hh: (B, H)
             f(hs[t], out=hs[t])  # h_t = act(a_t)
         self._x, self._out_shape = x, (T, B, H)
+        if self.stateful:
+            self.h0 = hs[T].copy()
         return hs[1:].copy()  # (T, B, H)
 
     def backward(self, grad_y: Array) -> Array:
@@ -395,6 +409,7 @@ class Sequential(Layer):
         return iter(self.layers)
 
     def forward(self, x: Array) -> Array:
+        self._out_shape = None  # a forward that fails part-way leaves nothing to differentiate
         for i, layer in enumerate(self.layers):
             x = self._named(i, layer.forward, x)
         self._out_shape = x.shape

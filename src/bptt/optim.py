@@ -95,7 +95,9 @@ class Adagrad(Optimizer):
         self.eps = _check("Adagrad", "eps", eps, low=0.0, strict=False)
 
     def _update(self, p: Array, g: Array, state: dict[str, Array]) -> None:
-        s = state.setdefault("sum", np.zeros_like(p))
+        if "sum" not in state:
+            state["sum"] = np.zeros_like(p)
+        s = state["sum"]
         s += g * g
         p -= self.lr * (g / (np.sqrt(s) + self.eps))
 
@@ -109,7 +111,9 @@ class RMSprop(Optimizer):
         self.eps = _check("RMSprop", "eps", eps, low=0.0, strict=False)
 
     def _update(self, p: Array, g: Array, state: dict[str, Array]) -> None:
-        s = state.setdefault("square_avg", np.zeros_like(p))
+        if "square_avg" not in state:
+            state["square_avg"] = np.zeros_like(p)
+        s = state["square_avg"]
         s *= self.alpha
         s += (1.0 - self.alpha) * g * g
         p -= self.lr * (g / (np.sqrt(s) + self.eps))
@@ -140,8 +144,9 @@ class Adam(Optimizer):
 
     def _update(self, p: Array, g: Array, state: dict[str, Array]) -> None:
         b1, b2 = self.betas
-        m = state.setdefault("exp_avg", np.zeros_like(p))
-        v = state.setdefault("exp_avg_sq", np.zeros_like(p))
+        if not state:
+            state["exp_avg"], state["exp_avg_sq"] = np.zeros_like(p), np.zeros_like(p)
+        m, v = state["exp_avg"], state["exp_avg_sq"]
         m += (1.0 - b1) * (g - m)  # torch's lerp form of β₁ m + (1-β₁) g
         v *= b2
         v += (1.0 - b2) * g * g

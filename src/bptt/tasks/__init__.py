@@ -1,0 +1,5 @@
+"""Tasks bptt ships: data, training recipes and evaluation for one problem each."""
+
+from . import addition
+
+__all__ = ["addition"]
