@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from collections.abc import Sequence
-from typing import NoReturn
+from importlib import resources
+from pathlib import Path
+from typing import Any, NoReturn
 
 from . import __version__
 
@@ -18,7 +21,7 @@ class UsageError(Exception):
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
-        raise UsageError(f"{self.prog}: {message} (see '{self.prog} --help')")
+        raise UsageError(f"{self.prog}: error: {message} (see '{self.prog} --help')")
 
 
 def _cmd_gradcheck(args: argparse.Namespace) -> int:
@@ -49,6 +52,164 @@ def _cmd_gradcheck(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+DEFAULT_MODEL = "adder.npz"
+
+
+def shipped_model() -> Path:
+    """The adder that ships inside the package (see ``SHIPPED_COMMAND``)."""
+    return Path(str(resources.files("bptt") / "data" / "adder.npz"))
+
+
+SHIPPED_COMMAND = "bptt train --seed 0 --out src/bptt/data/adder.npz"
+
+
+def _natural(text: str) -> int:
+    """A non-negative decimal integer of any length, for argparse."""
+    digits = text.strip().replace("_", "")
+    if not digits.isdigit() or not digits.isascii():
+        raise argparse.ArgumentTypeError(f"expected a non-negative decimal integer, got {text!r}")
+    return int(digits)
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _load(path: str | None) -> Any:
+    """The model at ``path``; by default ``./adder.npz`` if it exists, else the shipped adder."""
+    from .io import load
+
+    if path is None:
+        path = DEFAULT_MODEL if Path(DEFAULT_MODEL).exists() else str(shipped_model())
+    try:
+        return load(path)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+
+
+def _accuracy_table(model: Any, bits: int, seed: int) -> list[tuple[str, float]]:
+    """The exact-match checks ``bptt train`` ends with: all short pairs, then long random sums."""
+    import numpy as np
+
+    from .tasks.addition import accuracy
+
+    rng = np.random.default_rng([seed, 2])
+    short = (f"all {4**bits:,} pairs of {bits}-bit operands", accuracy(model, bits))
+    if bits > 10:
+        short = (f"10,000 random {bits}-bit sums", accuracy(model, bits, 10_000, rng))
+    return [
+        short,
+        ("1,000 random 1,000-bit sums", accuracy(model, 1000, 1000, rng)),
+        ("100 random 10,000-bit sums", accuracy(model, 10_000, 100, rng)),
+    ]
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from .io import save
+    from .tasks.addition import PRESETS, train
+
+    if args.plot:
+        _require_matplotlib()
+    recipe = PRESETS[args.preset]
+    bits = args.bits if args.bits is not None else 8
+    bar = _progress(recipe.steps, args.quiet)
+
+    def progress(step: int, loss: float, history: Any) -> None:
+        bar.update(1)
+        if history.accuracy and history.check_step[-1] == step:
+            bar.set_postfix(
+                loss=f"{loss:.4f}", exact=f"{history.accuracy[-1]:.0%}", margin=f"{history.margin[-1]:.2f}"
+            )
+
+    model, history = train(bits, args.hidden, args.seed, preset=args.preset, callback=progress)
+    bar.close()
+    verdict = "met the stopping rule" if recipe.steps is None else "ran the fixed schedule"
+    print(f"trained in {history.steps} steps, {history.seconds * 1000:.0f} ms ({verdict})")
+    meta = {
+        "command": shlex.join(["bptt", *args.argv]),
+        "task": "addition",
+        "preset": args.preset,
+        "bits": bits,
+        "hidden": args.hidden,
+        "seed": args.seed,
+        "steps": history.steps,
+        "seconds": history.seconds,
+        "converged": history.converged,
+    }
+    save(model, args.out, meta=meta, extra=history.arrays())
+    print(f"saved {args.out}")
+    if args.plot:
+        from .plots import plot_history
+
+        plot_history(history, args.plot)
+        print(f"plotted {args.plot}")
+    eval_bits = bits - 1 if recipe.steps is not None else bits  # the classic recipe's operands
+    return _print_table(_accuracy_table(model, eval_bits, args.seed))
+
+
+def _print_table(rows: list[tuple[str, float]]) -> int:
+    width = max(len(name) for name, _ in rows)
+    print(f"{'exact-match accuracy':<{width}}  result")
+    for name, acc in rows:
+        print(f"{name:<{width}}  {acc:8.2%}")
+    return 0 if all(acc == 1.0 for _, acc in rows) else 1
+
+
+def _progress(total: int | None, quiet: bool) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc="training", unit="step", disable=quiet, leave=False, file=sys.stderr)
+
+
+def _require_matplotlib() -> None:
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise UsageError("plots need matplotlib: pip install 'bptt[plot]'") from None
+
+
+def _cmd_add(args: argparse.Namespace) -> int:
+    from .tasks.addition import add
+
+    model = _load(args.model)
+    try:
+        total = add(model, args.a, args.b)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    print(total)
+    if args.check:
+        exact = args.a + args.b
+        if total != exact:
+            wrong = (total ^ exact).bit_length()
+            print(
+                f"check: MISMATCH, the RNN's sum differs from a + b (highest wrong bit {wrong})",
+                file=sys.stderr,
+            )
+            return 1
+        print(f"check: exact ({exact.bit_length()} bits)", file=sys.stderr)
+    return 0
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from .tasks.addition import accuracy
+
+    model = _load(args.model)
+    samples = args.samples
+    if samples is None and args.bits > 10:
+        samples = 1000
+    acc = accuracy(model, args.bits, samples, np.random.default_rng(args.seed))
+    what = f"all {4**args.bits:,} pairs" if samples is None else f"{samples:,} random sums"
+    return _print_table([(f"{what} of {args.bits}-bit operands", acc)])
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``bptt`` argument parser with every subcommand."""
     parser = _Parser(prog="bptt", description="Recurrent networks in NumPy with proven BPTT.")
@@ -59,21 +220,53 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the weights and data (default 0)")
     p.add_argument("--no-torch", action="store_true", help="skip the PyTorch autograd column")
     p.set_defaults(func=_cmd_gradcheck)
+
+    p = sub.add_parser("train", help="train the binary-addition RNN and save it")
+    p.add_argument("--bits", type=_positive, default=None, help="operand bits (default 8)")
+    p.add_argument("--hidden", type=_positive, default=16, help="hidden units (default 16)")
+    p.add_argument("--seed", type=int, default=0, help="seed of everything random (default 0)")
+    p.add_argument("--out", default=DEFAULT_MODEL, help=f"model file to write (default {DEFAULT_MODEL})")
+    p.add_argument("--preset", choices=["default", "classic"], default="default", help="training recipe")
+    p.add_argument("--plot", metavar="PATH", help="also draw loss and accuracy curves to a PNG")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_train)
+
+    model_help = f"model file (default ./{DEFAULT_MODEL} if present, else the shipped adder)"
+    p = sub.add_parser("add", help="add two numbers with the RNN")
+    p.add_argument("a", type=_natural, help="a non-negative decimal integer, any length")
+    p.add_argument("b", type=_natural, help="a non-negative decimal integer, any length")
+    p.add_argument("--model", help=model_help)
+    p.add_argument("--check", action="store_true", help="compare with exact arithmetic; exit 1 if wrong")
+    p.set_defaults(func=_cmd_add)
+
+    p = sub.add_parser("eval", help="exact-match accuracy of an adder at any length")
+    p.add_argument("--model", help=model_help)
+    p.add_argument("--bits", type=_positive, default=8, help="operand bits (default 8)")
+    p.add_argument("--samples", type=_positive, default=None, help="random sums (default: all pairs)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random sums (default 0)")
+    p.set_defaults(func=_cmd_eval)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``bptt`` command; returns the exit status."""
+    if hasattr(sys, "set_int_max_str_digits"):
+        sys.set_int_max_str_digits(0)  # operands and sums of any length
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
         args = parser.parse_args(argv)
+        args.argv = argv
         if args.command is None:
             parser.print_help()
             return 0
-        status: int = args.func(args)
+        try:
+            status: int = args.func(args)
+        except UsageError as e:
+            raise UsageError(f"bptt {args.command}: error: {e}") from None
         return status
     except UsageError as e:
-        print(f"bptt: error: {e}", file=sys.stderr)
+        print(e, file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("bptt: interrupted", file=sys.stderr)

@@ -82,6 +82,7 @@ def save(
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
     try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a saved model is an ordinary file
         with os.fdopen(fd, "wb") as f:
             np.savez(f, allow_pickle=False, **arrays)
             f.flush()
@@ -90,6 +91,12 @@ def save(
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def load(path: str | os.PathLike[str]) -> Sequential:
