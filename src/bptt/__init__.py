@@ -6,13 +6,13 @@ Arrays are time-major, ``(T, B, F)``; layers compute ``x @ W`` with ``W (in, out
 from __future__ import annotations
 
 from . import functional, optim
+from ._version import __version__
 from .errors import ShapeError
 from .gradcheck import GradcheckReport, gradcheck
+from .io import load, save
 from .layers import RNN, Dense, Last, Layer, ReLU, Sequential, Sigmoid, Tanh
 from .losses import BCEWithLogitsLoss, CrossEntropyLoss, Loss, MSELoss
 from .optim import clip_grad_norm
-
-__version__ = "0.1.0"
 
 __all__ = [
     "RNN",
@@ -33,5 +33,7 @@ __all__ = [
     "clip_grad_norm",
     "functional",
     "gradcheck",
+    "load",
     "optim",
+    "save",
 ]

@@ -10,7 +10,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, NoReturn
 
-from . import __version__
+from ._version import __version__
 
 __all__ = ["UsageError", "main"]
 
@@ -114,8 +114,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from .io import save
     from .tasks.addition import PRESETS, train
 
+    _writable(args.out, "--out")
     if args.plot:
         _require_matplotlib()
+        _writable(args.plot, "--plot")
     recipe = PRESETS[args.preset]
     bits = args.bits if args.bits is not None else 8
     bar = _progress(recipe.steps, args.quiet)
@@ -142,7 +144,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
         "seconds": history.seconds,
         "converged": history.converged,
     }
-    save(model, args.out, meta=meta, extra=history.arrays())
+    try:
+        save(model, args.out, meta=meta, extra=history.arrays())
+    except OSError as e:
+        raise UsageError(f"cannot write {args.out!r}: {e.strerror or e}") from None
     print(f"saved {args.out}")
     if args.plot:
         from .plots import plot_history
@@ -165,6 +170,15 @@ def _progress(total: int | None, quiet: bool) -> Any:
     from tqdm import tqdm
 
     return tqdm(total=total, desc="training", unit="step", disable=quiet, leave=False, file=sys.stderr)
+
+
+def _writable(path: str, flag: str) -> None:
+    """Refuse an output path before any work is done, rather than fail after it."""
+    p = Path(path)
+    if p.is_dir():
+        raise UsageError(f"{flag} {path!r} is a directory; expected a file path")
+    if not p.resolve().parent.is_dir():
+        raise UsageError(f"{flag} {path!r}: the folder {str(p.parent)!r} does not exist")
 
 
 def _require_matplotlib() -> None:
@@ -205,7 +219,10 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     samples = args.samples
     if samples is None and args.bits > 10:
         samples = 1000
-    acc = accuracy(model, args.bits, samples, np.random.default_rng(args.seed))
+    try:
+        acc = accuracy(model, args.bits, samples, np.random.default_rng(args.seed))
+    except ValueError as e:
+        raise UsageError(str(e)) from None
     what = f"all {4**args.bits:,} pairs" if samples is None else f"{samples:,} random sums"
     return _print_table([(f"{what} of {args.bits}-bit operands", acc)])
 

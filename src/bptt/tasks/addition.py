@@ -19,6 +19,7 @@ from numpy.typing import NDArray
 from .._types import Array
 from .._validate import as_array, as_rng, positive_int
 from ..errors import ShapeError, fmt_shape
+from ..functional import ACTIVATIONS
 from ..layers import RNN, Dense, Layer, Sequential, Sigmoid
 from ..losses import BCEWithLogitsLoss, MSELoss
 from ..optim import SGD, Adam, Optimizer, clip_grad_norm
@@ -171,11 +172,16 @@ def predict_bits(model: Layer, x: Array) -> NDArray[np.bool_]:
     out = np.empty((T, B), bool)
     with _fresh_state(model):
         for s in range(0, B, step):
-            y = model.forward(x[:, s : s + step])
-            if y.shape[2] != 1:
-                raise ValueError(f"predict_bits: the model must output 1 value per step, got {y.shape[2]}")
-            out[:, s : s + step] = y[:, :, 0] > cut
+            out[:, s : s + step] = _output(model, x[:, s : s + step], "predict_bits") > cut
     return out
+
+
+def _output(model: Layer, x: Array, where: str) -> Array:
+    """The model's one output per step, ``(T, B)``, refusing models with other output widths."""
+    y = model.forward(x)
+    if y.ndim != 3 or y.shape[:2] != x.shape[:2] or y.shape[2] != 1:
+        raise ValueError(f"{where}: the model must output 1 value per step, (T, B, 1); got {y.shape}")
+    return y[:, :, 0]
 
 
 def accuracy(
@@ -217,7 +223,7 @@ def add(model: Layer, a: int, b: int) -> int:
             x = np.empty(((stop - start) * 8, 1, 2))
             x[:, 0, 0] = np.unpackbits(np.frombuffer(raw_a[start:stop], np.uint8), bitorder="little")
             x[:, 0, 1] = np.unpackbits(np.frombuffer(raw_b[start:stop], np.uint8), bitorder="little")
-            bits = model.forward(x)[:, 0, 0] > cut
+            bits = _output(model, x, "add")[:, 0] > cut
             out += np.packbits(bits, bitorder="little").tobytes()
     # Steps past T only pad the last byte; the sum is the first T bits.
     return int.from_bytes(out, "little") & ((1 << T) - 1)
@@ -267,6 +273,31 @@ class Recipe:
     max_steps: int = 5000
     check_every: int = 25
     margin: float = 3.0
+
+    def __post_init__(self) -> None:
+        choices = {
+            "activation": tuple(ACTIVATIONS),
+            "output": ("logits", "sigmoid"),
+            "optimizer": ("adam", "sgd"),
+        }
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(
+                    f"Recipe: {name} must be one of {list(allowed)}, got {getattr(self, name)!r}"
+                )
+        for name in ("batch_size", "max_steps", "check_every"):
+            positive_int(getattr(self, name), "Recipe", name)
+        for name in ("operand_bits", "steps"):
+            if getattr(self, name) is not None:
+                positive_int(getattr(self, name), "Recipe", name)
+        for name in ("lr", "clip", "init"):
+            value = getattr(self, name)
+            if value is not None and not (isinstance(value, (int, float)) and value > 0):
+                raise ValueError(
+                    f"Recipe: {name} must be a positive number{' or None' * (name != 'lr')}, got {value!r}"
+                )
+        if not (isinstance(self.margin, (int, float)) and self.margin >= 0):
+            raise ValueError(f"Recipe: margin must be a number ≥ 0, got {self.margin!r}")
 
 
 PRESETS: dict[str, Recipe] = {
