@@ -57,8 +57,10 @@ def table(rows: list[dict[str, float | int | bool]]) -> str:
             return statistics.median(float(r[key]) for r in rs) if rs else float("nan")
 
         mean = {b: 100 * statistics.fmean(float(r[f"acc_{b}"]) for r in rs) for b, _ in LENGTHS}
+        steps = f"{med('steps'):.0f}" if ok else "–"
+        secs = f"{1000 * med('seconds'):.0f} ms" if ok else "–"
         out.append(
-            f"| {h} | {len(ok)}/{len(rs)} | {med('steps'):.0f} | {1000 * med('seconds'):.0f} ms "
+            f"| {h} | {len(ok)}/{len(rs)} | {steps} | {secs} "
             f"| {mean[64]:.1f}% | {mean[1000]:.1f}% | {mean[10_000]:.1f}% |"
         )
     return "\n".join(out)
