@@ -227,6 +227,18 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     return _print_table([(f"{what} of {args.bits}-bit operands", acc)])
 
 
+def _cmd_bench(args: argparse.Namespace) -> int:
+    try:
+        import threadpoolctl  # noqa: F401
+        import torch  # noqa: F401
+    except ImportError:
+        raise UsageError("the benchmark needs torch and threadpoolctl: pip install 'bptt[bench]'") from None
+    from .bench import run
+
+    run(args)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``bptt`` argument parser with every subcommand."""
     parser = _Parser(prog="bptt", description="Recurrent networks in NumPy with proven BPTT.")
@@ -262,6 +274,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--samples", type=_positive, default=None, help="random sums (default: all pairs)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random sums (default 0)")
     p.set_defaults(func=_cmd_eval)
+
+    from .bench import add_arguments
+
+    p = sub.add_parser("bench", help="time fwd+bwd against PyTorch's CPU RNN (needs bptt[bench])")
+    add_arguments(p)
+    p.set_defaults(func=_cmd_bench)
     return parser
 
 

@@ -9,6 +9,7 @@ row vectors on the right (``x @ W``), so ``W`` is ``(in, out)`` and every weight
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -24,7 +25,7 @@ from ._validate import (
     positive_int,
 )
 from .errors import ShapeError
-from .functional import ACTIVATIONS
+from .functional import ACTIVATIONS, column_sums
 
 __all__ = ["RNN", "Dense", "Last", "Layer", "ReLU", "Sequential", "Sigmoid", "Tanh"]
 
@@ -65,6 +66,14 @@ class Layer:
 
     def backward(self, grad_y: Array) -> Array:
         raise NotImplementedError
+
+    def _forward(self, x: Array, share: bool) -> Array:
+        """``forward``; with ``share`` the result may be a view of an internal cache.
+
+        ``Sequential`` passes ``share=True`` between its own layers, which only read the array
+        until the next forward, so no copy is made for them.
+        """
+        return self.forward(x)
 
     def _add_param(self, name: str, value: Array) -> None:
         self._params[name] = value
@@ -165,7 +174,7 @@ class Dense(_Weighted):
         G = g.reshape(T * B, self.out_features)  # (T·B, O)
         np.dot(self._x.reshape(T * B, I).T, G, out=self.grads["W"])  # Σ_t x_tᵀ δ_t: (I, O)
         if self.bias:
-            G.sum(axis=0, out=self.grads["b"])  # (O,)
+            column_sums(G, out=self.grads["b"])  # Σ_t δ_t: (O,)
         return (G @ self.params["W"].T).reshape(T, B, I)  # (T, B, I)
 
 
@@ -229,6 +238,7 @@ class RNN(_Weighted):
         self.grad_h0: Array | None = None
         self._x: Array | None = None
         self._hs: Array | None = None  # (T+1, B, H): hs[0] = h0, hs[t] = h_t
+        self._da: Array | None = None  # (T, B, H): backward's δa_t, reused across calls
 
     def config(self) -> dict[str, Any]:
         return {
@@ -254,6 +264,9 @@ class RNN(_Weighted):
 
     def forward(self, x: Array) -> Array:
         """``x (T, B, I) -> h (T, B, H)``, the hidden state after every step."""
+        return self._forward(x, share=False)
+
+    def _forward(self, x: Array, share: bool) -> Array:
         x = as_array(x, self.dtype, "RNN.forward", "x")
         T, B, I = check_sequence(x, "RNN.forward", "x", "(T, B, I)", self.input_size)
         H, f = self.hidden_size, ACTIVATIONS[self.activation].fn
@@ -265,13 +278,15 @@ class RNN(_Weighted):
         np.dot(x.reshape(T * B, I), self.params["W_ih"], out=hs[1:].reshape(T * B, H))  # (T·B, H)
         if self.bias:
             hs[1:] += self.params["b"]
-        for t in range(1, T + 1):
-            hs[t] += hs[t - 1] @ W_hh  # a_t = x_t W_ih + b + h_{t-1} W_hh: (B, H)
-            f(hs[t], out=hs[t])  # h_t = act(a_t)
+        steps, buf = list(hs), np.empty((B, H), self.dtype)
+        for h_prev, h in pairwise(steps):  # the only sequential part; 3 NumPy calls per step
+            np.dot(h_prev, W_hh, out=buf)  # h_{t-1} W_hh: (B, H)
+            h += buf  # a_t = x_t W_ih + b + h_{t-1} W_hh
+            f(h, out=h)  # h_t = act(a_t)
         self._x, self._out_shape = x, (T, B, H)
         if self.stateful:
             self.h0 = hs[T].copy()
-        return hs[1:].copy()  # (T, B, H)
+        return hs[1:] if share else hs[1:].copy()  # (T, B, H)
 
     def backward(self, grad_y: Array) -> Array:
         """``grad_y (T, B, H) -> grad_x (T, B, I)``; fills ``grads`` and ``grad_h0 (B, H)``.
@@ -284,18 +299,19 @@ class RNN(_Weighted):
         H, dact = self.hidden_size, ACTIVATIONS[self.activation].grad
         hs = self._hs
         W_hh_T = np.ascontiguousarray(self.params["W_hh"].T)  # (H, H)
-        da = np.empty((T, B, H), self.dtype)  # δa_t = ∂L/∂a_t
+        da = dact(hs[1:], out=self._buffer("_da", (T, B, H)))  # act'(a_t), all steps; becomes δa_t
         dh_next = np.zeros((B, H), self.dtype)  # ∂L/∂h_t through step t+1
-        for t in range(T - 1, -1, -1):
-            np.add(g[t], dh_next, out=da[t])  # ∂L/∂h_t: from the output and from step t+1
-            da[t] *= dact(hs[t + 1])  # (B, H)
-            np.dot(da[t], W_hh_T, out=dh_next)  # ∂L/∂h_{t-1} through W_hhᵀ: (B, H)
+        dh = np.empty((B, H), self.dtype)
+        for g_t, da_t in zip(g[::-1], da[::-1], strict=True):  # t = T..1; 3 NumPy calls per step
+            np.add(g_t, dh_next, out=dh)  # ∂L/∂h_t: from the output and from step t+1
+            da_t *= dh  # δa_t = ∂L/∂h_t ⊙ act'(a_t): (B, H)
+            np.dot(da_t, W_hh_T, out=dh_next)  # ∂L/∂h_{t-1} through W_hhᵀ: (B, H)
         self.grad_h0 = dh_next
         da2 = da.reshape(T * B, H)  # (T·B, H)
         np.dot(self._x.reshape(T * B, I).T, da2, out=self.grads["W_ih"])  # Σ x_tᵀ δa_t: (I, H)
         np.dot(hs[:-1].reshape(T * B, H).T, da2, out=self.grads["W_hh"])  # Σ h_{t-1}ᵀ δa_t: (H, H)
         if self.bias:
-            da2.sum(axis=0, out=self.grads["b"])  # (H,)
+            column_sums(da2, out=self.grads["b"])  # Σ_t δa_t: (H,)
         return (da2 @ self.params["W_ih"].T).reshape(T, B, I)  # (T, B, I)
 
     def _buffer(self, name: str, shape: tuple[int, ...]) -> Array:
@@ -318,19 +334,24 @@ class _Elementwise(Layer):
 
     def forward(self, x: Array) -> Array:
         """``x (T, B, F) -> y (T, B, F)``."""
+        return self._forward(x, share=False)
+
+    def _forward(self, x: Array, share: bool) -> Array:
         name = f"{type(self).__name__}.forward"
         x = as_array(x, None, name, "x")
         check_sequence(x, name, "x", "(T, B, F)", None)
         self._y = ACTIVATIONS[self.activation].fn(x)
         self._out_shape = x.shape
-        return self._y.copy()
+        return self._y if share else self._y.copy()
 
     def backward(self, grad_y: Array) -> Array:
         """``grad_y (T, B, F) -> grad_x (T, B, F)``."""
         assert self._y is not None or self._out_shape is None
         g = self._check_grad(grad_y, None if self._y is None else self._y.dtype)
         assert self._y is not None
-        return g * ACTIVATIONS[self.activation].grad(self._y)
+        grad_x = ACTIVATIONS[self.activation].grad(self._y)
+        grad_x *= g
+        return grad_x
 
 
 class Sigmoid(_Elementwise):
@@ -410,8 +431,9 @@ class Sequential(Layer):
 
     def forward(self, x: Array) -> Array:
         self._out_shape = None  # a forward that fails part-way leaves nothing to differentiate
+        last = len(self.layers) - 1
         for i, layer in enumerate(self.layers):
-            x = self._named(i, layer.forward, x)
+            x = self._named(i, lambda a, layer=layer, i=i: layer._forward(a, share=i < last), x)
         self._out_shape = x.shape
         return x
 

@@ -35,6 +35,13 @@ class Loss:
     def __repr__(self) -> str:
         return f"{type(self).__name__}(reduction={self.reduction!r})"
 
+    def _scratch(self, like: Array) -> Array:
+        """A work array shaped like ``like``, reused across calls (never returned)."""
+        buf: Array | None = getattr(self, "_buf", None)
+        if buf is None or buf.shape != like.shape or buf.dtype != like.dtype:
+            buf = self._buf = np.empty_like(like)
+        return buf
+
     def __call__(
         self, y_pred: Array, target: NDArray[Any], mask: NDArray[Any] | None = None
     ) -> tuple[float, Array]:
@@ -56,7 +63,7 @@ class Loss:
             check_same_shape(m, (T, B), where, "mask", "(T, B)", "one 0/1 flag per step and sequence")
             if not np.all((m == 0) | (m == 1)):
                 raise ValueError(f"{where}: mask must hold only 0 and 1")
-            terms = terms * m[:, :, None]
+            terms *= m[:, :, None]
             grad *= m[:, :, None]
             count = float(m.sum()) * terms.shape[2]
         else:
@@ -81,8 +88,10 @@ class MSELoss(Loss):
     """Squared error ``(y - t)²`` per entry."""
 
     def _terms(self, y: Array, target: NDArray[Any]) -> tuple[Array, Array]:
-        diff = y - target
-        return diff * diff, 2.0 * diff
+        diff = np.subtract(y, target)
+        terms = np.square(diff, out=self._scratch(diff))
+        diff *= 2.0
+        return terms, diff
 
 
 class BCEWithLogitsLoss(Loss):
@@ -93,7 +102,11 @@ class BCEWithLogitsLoss(Loss):
     """
 
     def _terms(self, z: Array, target: NDArray[Any]) -> tuple[Array, Array]:
-        return softplus(z) - z * target, sigmoid(z) - target
+        terms = softplus(z)
+        terms -= np.multiply(z, target)
+        grad = sigmoid(z)
+        grad -= target
+        return terms, grad
 
 
 class CrossEntropyLoss(Loss):

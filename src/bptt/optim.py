@@ -76,7 +76,7 @@ class SGD(Optimizer):
 
     def _update(self, p: Array, g: Array, state: dict[str, Array]) -> None:
         if self.momentum == 0.0:
-            p -= self.lr * g
+            p -= np.multiply(g, self.lr)
             return
         buf = state.get("momentum")
         if buf is None:
@@ -84,7 +84,13 @@ class SGD(Optimizer):
         else:
             buf *= self.momentum
             buf += g
-        p -= self.lr * (g + self.momentum * buf if self.nesterov else buf)
+        if self.nesterov:
+            step = np.multiply(buf, self.momentum)
+            step += g
+        else:
+            step = buf.copy()
+        step *= self.lr
+        p -= step
 
 
 class Adagrad(Optimizer):
@@ -98,8 +104,8 @@ class Adagrad(Optimizer):
         if "sum" not in state:
             state["sum"] = np.zeros_like(p)
         s = state["sum"]
-        s += g * g
-        p -= self.lr * (g / (np.sqrt(s) + self.eps))
+        s += np.square(g)
+        p -= _scaled_ratio(g, s, self.eps, self.lr)
 
 
 class RMSprop(Optimizer):
@@ -115,8 +121,10 @@ class RMSprop(Optimizer):
             state["square_avg"] = np.zeros_like(p)
         s = state["square_avg"]
         s *= self.alpha
-        s += (1.0 - self.alpha) * g * g
-        p -= self.lr * (g / (np.sqrt(s) + self.eps))
+        sq = np.multiply(g, 1.0 - self.alpha)
+        sq *= g
+        s += sq
+        p -= _scaled_ratio(g, s, self.eps, self.lr)
 
 
 class Adam(Optimizer):
@@ -147,12 +155,26 @@ class Adam(Optimizer):
         if not state:
             state["exp_avg"], state["exp_avg_sq"] = np.zeros_like(p), np.zeros_like(p)
         m, v = state["exp_avg"], state["exp_avg_sq"]
-        m += (1.0 - b1) * (g - m)  # torch's lerp form of β₁ m + (1-β₁) g
+        delta = np.subtract(g, m)
+        delta *= 1.0 - b1
+        m += delta  # torch's lerp form of β₁ m + (1-β₁) g
         v *= b2
-        v += (1.0 - b2) * g * g
+        sq = np.multiply(g, 1.0 - b2)
+        sq *= g
+        v += sq
         step_size = self.lr / (1.0 - b1**self.steps)
-        denom = np.sqrt(v) / np.sqrt(1.0 - b2**self.steps) + self.eps
-        p -= step_size * (m / denom)
+        denom = np.sqrt(v)
+        denom /= np.sqrt(1.0 - b2**self.steps)
+        p -= _scaled_ratio(m, denom, self.eps, step_size, root=False)
+
+
+def _scaled_ratio(num: Array, acc: Array, eps: float, scale: float, root: bool = True) -> Array:
+    """``scale · num / (√acc + eps)`` (or ``/ (acc + eps)`` when ``root`` is false), in one buffer."""
+    out = np.sqrt(acc) if root else acc.copy()
+    out += eps
+    np.divide(num, out, out=out)
+    out *= scale
+    return out
 
 
 def clip_grad_norm(model: HasParams, max_norm: float) -> float:

@@ -451,6 +451,11 @@ def _held_out(rng: np.random.Generator, all_pairs_bits: int | None) -> list[tupl
     if all_pairs_bits is not None:
         x = _all_pairs(all_pairs_bits - 1)
         return [(x, _sum_bits(x))]
+    return _check_set(rng)
+
+
+def _check_set(rng: np.random.Generator) -> list[tuple[Array, Array]]:
+    """The stopping rule's held-out sums: 64 random 32-bit ones and 32 carry-chain-rich 256-bit ones."""
     return [make_batch(32, 64, rng), _carry_chains(256, 32, 0.85, rng)]
 
 
