@@ -249,6 +249,17 @@ class RNN(_Weighted):
             "stateful": self.stateful,
         }
 
+    @property
+    def grad_a(self) -> Array:
+        """``δa_t = ∂L/∂a_t`` for every step ``(T, B, H)`` after ``backward``, as a fresh copy.
+
+        ``a_t`` is the pre-activation; ``∂L/∂h_{t-1}`` through the recurrence is
+        ``δa_t @ W_hhᵀ``. This is the per-step δ that BPTT sums into ``dW = Σ_t input_tᵀ δa_t``.
+        """
+        if self._da is None or self.grad_h0 is None:
+            raise ShapeError("RNN.grad_a read before backward: run forward and backward first")
+        return self._da.copy()
+
     def reset_state(self) -> None:
         """Forget the carried state: the next ``forward`` starts from zeros."""
         self.h0 = None
