@@ -8,6 +8,7 @@ from __future__ import annotations
 from . import functional, optim
 from ._version import __version__
 from .errors import ShapeError
+from .explain import Explanation, explain
 from .gradcheck import GradcheckReport, gradcheck
 from .io import load, save
 from .layers import RNN, Dense, Last, Layer, ReLU, Sequential, Sigmoid, Tanh
@@ -19,6 +20,7 @@ __all__ = [
     "BCEWithLogitsLoss",
     "CrossEntropyLoss",
     "Dense",
+    "Explanation",
     "GradcheckReport",
     "Last",
     "Layer",
@@ -31,6 +33,7 @@ __all__ = [
     "Tanh",
     "__version__",
     "clip_grad_norm",
+    "explain",
     "functional",
     "gradcheck",
     "load",

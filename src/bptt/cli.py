@@ -227,6 +227,30 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     return _print_table([(f"{what} of {args.bits}-bit operands", acc)])
 
 
+def _cmd_explain(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from .explain import explain
+    from .layers import RNN, Dense, Last, Sequential, Sigmoid
+
+    rng = np.random.default_rng(args.seed)
+    if args.model is not None:
+        model = _load(args.model)
+        first = model[0]
+        inputs = getattr(first, "input_size", getattr(first, "in_features", None))
+        if not isinstance(inputs, int):
+            raise UsageError(f"cannot tell the input size of {args.model!r}: its first layer is {first!r}")
+        x = rng.integers(0, 2, (args.steps, args.batch, inputs)).astype(float)
+    else:  # the seed's network: identity recurrence, no biases, sigmoid on the last state and the output
+        I, H, O = args.input, args.hidden, args.output
+        rnn = RNN(I, H, activation=args.activation, bias=False, rng=rng)
+        rnn.h0 = rng.normal(0.0, 0.5, (args.batch, H))
+        model = Sequential([rnn, Last(), Sigmoid(), Dense(H, O, bias=False, rng=rng), Sigmoid()])
+        x = rng.normal(size=(args.steps, args.batch, I))
+    print(explain(model, x, mistakes=args.mistakes, rng=rng))
+    return 0
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
     try:
         import threadpoolctl  # noqa: F401
@@ -274,6 +298,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--samples", type=_positive, default=None, help="random sums (default: all pairs)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random sums (default 0)")
     p.set_defaults(func=_cmd_eval)
+
+    p = sub.add_parser("explain", help="print BPTT's chain rule with every shape, evaluated")
+    p.add_argument("--model", help="explain a saved model instead of the seed's network")
+    p.add_argument("--input", type=_positive, default=8, help="input size (default 8)")
+    p.add_argument("--hidden", type=_positive, default=16, help="hidden size (default 16)")
+    p.add_argument("--output", type=_positive, default=8, help="output size (default 8)")
+    p.add_argument("--steps", type=_positive, default=2, help="time steps T (default 2)")
+    p.add_argument("--batch", type=_positive, default=1, help="sequences B (default 1)")
+    p.add_argument("--activation", choices=["identity", "tanh", "sigmoid", "relu"], default="identity")
+    p.add_argument("--mistakes", action="store_true", help="also show the wrong products and their errors")
+    p.add_argument("--seed", type=int, default=0, help="seed of the weights and data (default 0)")
+    p.set_defaults(func=_cmd_explain)
 
     from .bench import add_arguments
 
