@@ -251,6 +251,68 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_plot(args: argparse.Namespace) -> int:
+    """Draw one picture to a PNG: training curves, an adder's hidden states, or gradient norms."""
+    _require_matplotlib()
+    _writable(args.out, "--out")
+    if args.kind != "hidden" and (args.a is not None or args.b is not None):
+        raise UsageError(f"--a and --b choose the sum for 'plot hidden'; 'plot {args.kind}' takes neither")
+    if args.kind == "gradnorm" and args.model is not None:
+        raise UsageError("'plot gradnorm' draws freshly initialised RNNs; it takes no --model")
+    from . import plots
+
+    def history() -> Any:
+        from .io import read
+        from .tasks.addition import History
+
+        path = args.model
+        if path is None:
+            path = DEFAULT_MODEL if Path(DEFAULT_MODEL).exists() else str(shipped_model())
+        try:
+            extra = read(path)[2]
+        except ValueError as e:
+            raise UsageError(str(e)) from None
+        if extra.get("loss") is None or extra["loss"].size == 0:
+            raise UsageError(f"{path!r} holds no training history (models saved by 'bptt train' do)")
+        try:
+            past = History.from_arrays(extra)
+        except (TypeError, ValueError):
+            past = None
+        if past is None or len(past.check_step) != len(past.accuracy):
+            raise UsageError(f"{path!r} holds a malformed training history")
+        return past
+
+    try:
+        if args.kind == "history":
+            plots.plot_history(history(), args.out)
+        elif args.kind == "gradnorm":
+            plots.plot_gradnorm(args.out, seed=args.seed)
+        else:
+            from .tasks.addition import carry_probe
+
+            model = _load(args.model)
+            try:
+                probe = carry_probe(model, rng=args.seed)
+                chains = carry_probe(model, rng=args.seed, p_propagate=0.85)
+                if args.kind == "hidden":
+                    a, b = 1234 if args.a is None else args.a, 567 if args.b is None else args.b
+                    plots.plot_hidden(model, a, b, args.out)
+                else:
+                    plots.plot_pca(model, args.out, rng=args.seed)
+            except ValueError as e:
+                raise UsageError(str(e)) from None
+            print(
+                f"carry probe: reads the carry right at {probe.accuracy:.2%} of held-out steps of random "
+                f"64-bit sums, {chains.accuracy:.2%} of carry-chain-rich ones"
+            )
+            units = ", ".join(f"{unit} ({weight:+.2f})" for unit, weight in probe.top_units)
+            print(f"carry units (largest probe weights): {units}")
+    except OSError as e:
+        raise UsageError(f"cannot write {args.out!r}: {e.strerror or e}") from None
+    print(f"plotted {args.out}")
+    return 0
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
     try:
         import threadpoolctl  # noqa: F401
@@ -298,6 +360,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--samples", type=_positive, default=None, help="random sums (default: all pairs)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random sums (default 0)")
     p.set_defaults(func=_cmd_eval)
+
+    p = sub.add_parser("plot", help="draw training curves, an adder's hidden states or gradient norms")
+    kinds = {
+        "history": "loss, accuracy and margin during training (from the model file)",
+        "hidden": "the hidden state at every step of one sum, above its bits",
+        "pca": "hidden states of many sums on two principal components",
+        "gradnorm": "||dL/dh_t|| over 200 steps for tanh, sigmoid and relu RNNs",
+    }
+    p.add_argument("kind", choices=list(kinds), help="; ".join(f"{k}: {v}" for k, v in kinds.items()))
+    p.add_argument("--model", help=model_help)
+    p.add_argument("--out", required=True, metavar="PNG", help="image file to write")
+    p.add_argument("--a", type=_natural, default=None, help="hidden: first operand (default 1234)")
+    p.add_argument("--b", type=_natural, default=None, help="hidden: second operand (default 567)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random sums and weights (default 0)")
+    p.set_defaults(func=_cmd_plot)
 
     p = sub.add_parser("explain", help="print BPTT's chain rule with every shape, evaluated")
     p.add_argument("--model", help="explain a saved model instead of the seed's network")

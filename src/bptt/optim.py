@@ -50,6 +50,31 @@ class Optimizer:
         self.state: dict[str, dict[str, Array]] = {k: {} for k in self.names}
         self.steps = 0
 
+    def state_dict(self) -> dict[str, Array]:
+        """The optimizer's state as flat arrays: ``"{param}/{key}"`` per buffer, and ``"steps"``.
+
+        Together with the weights this is everything a resumed run needs to continue bit for bit.
+        """
+        out = {f"{name}/{key}": buf.copy() for name, st in self.state.items() for key, buf in st.items()}
+        out["steps"] = np.array(self.steps)
+        return out
+
+    def load_state_dict(self, arrays: dict[str, Array]) -> None:
+        """Restore what ``state_dict`` returned; refuses buffers that do not fit the parameters."""
+        where = f"{type(self).__name__}.load_state_dict"
+        params = dict(zip(self.names, (p for p, _ in self._pairs), strict=True))
+        state: dict[str, dict[str, Array]] = {name: {} for name in self.names}
+        for key, value in arrays.items():
+            if key == "steps":
+                continue
+            name, _, buf = key.rpartition("/")
+            if name not in params or value.shape != params[name].shape:
+                raise ValueError(f"{where}: state {key!r} does not match a parameter of the model")
+            state[name][buf] = np.array(value, dtype=params[name].dtype)
+        if "steps" not in arrays:
+            raise ValueError(f"{where}: the state has no 'steps' count")
+        self.state, self.steps = state, int(arrays["steps"])
+
     def step(self) -> None:
         """Apply one update to every parameter, in place."""
         self.steps += 1
