@@ -22,7 +22,7 @@ def as_float_dtype(dtype: Any, where: str) -> np.dtype[Any]:
         dt = np.dtype(dtype)
     except TypeError:
         dt = None
-    if dt not in FLOAT_DTYPES:
+    if dt is None or dt not in FLOAT_DTYPES:
         raise TypeError(f"{where}: dtype must be np.float32 or np.float64, got {dtype!r}")
     return dt
 
@@ -31,9 +31,10 @@ def as_rng(rng: np.random.Generator | int | None, where: str) -> np.random.Gener
     """An explicit generator: pass one through, seed a new one from an int, or draw fresh entropy."""
     if isinstance(rng, np.random.Generator):
         return rng
-    if rng is None or (isinstance(rng, (int, np.integer)) and not isinstance(rng, bool)):
+    if rng is None or (isinstance(rng, (int, np.integer)) and not isinstance(rng, bool) and rng >= 0):
         return np.random.default_rng(rng)
-    raise TypeError(f"{where}: rng must be a numpy Generator, an int seed or None, got {rng!r}")
+    kind = ValueError if isinstance(rng, (int, np.integer)) and not isinstance(rng, bool) else TypeError
+    raise kind(f"{where}: rng must be a numpy Generator, an int seed ≥ 0 or None, got {rng!r}")
 
 
 def positive_int(value: Any, where: str, name: str) -> int:
@@ -68,10 +69,10 @@ def check_sequence(
     if x.ndim == 3 and x.shape[0] and x.shape[1] and features in (None, x.shape[2]):
         return x.shape  # the common case, before any message is formatted
     got = fmt_shape(x.shape)
-    want_f = "F" if features is None else str(features)
+    want = letters if features is None else f"{letters} = (T, B, {features})"
     if x.ndim != 3:
         raise ShapeError(
-            f"{where}: {name} has shape {got}; expected {letters} = (T, B, {want_f}), "
+            f"{where}: {name} has shape {got}; expected {want}, "
             f"a time-major sequence with 3 axes (a single sequence is B = 1)"
         )
     T, B, F = x.shape

@@ -81,6 +81,16 @@ def _positive(text: str) -> int:
     return value
 
 
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a seed: an integer ≥ 0, got {text!r}")
+    return value
+
+
 def _load(path: str | None) -> Any:
     """The model at ``path``; by default ``./adder.npz`` if it exists, else the shipped adder."""
     from .io import load
@@ -110,16 +120,38 @@ def _accuracy_table(model: Any, bits: int, seed: int) -> list[tuple[str, float]]
     ]
 
 
+def _train_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """bits, hidden, seed and preset: from the flags, or from the checkpoint being resumed."""
+    given = {"n_bits": args.bits, "hidden": args.hidden, "seed": args.seed, "preset": args.preset}
+    if args.resume is None:
+        defaults = {"n_bits": 8, "hidden": 16, "seed": 0, "preset": "default"}
+        return {k: defaults[k] if v is None else v for k, v in given.items()}
+    from .checkpoint import load_checkpoint
+
+    try:
+        saved = load_checkpoint(args.resume).settings
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    if saved.get("task") != "addition" or saved.get("options"):
+        raise UsageError(f"--resume {args.resume!r} is not a checkpoint of 'bptt train'")
+    for k, v in given.items():
+        if v is not None and v != saved.get(k):
+            raise UsageError(f"--resume {args.resume!r} was trained with {k}={saved.get(k)!r}, not {v!r}")
+    return {k: saved[k] for k in given}
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     from .io import save
-    from .tasks.addition import PRESETS, train
+    from .tasks.addition import PRESETS, Diverged, Interrupted, train
 
     _writable(args.out, "--out")
     if args.plot:
         _require_matplotlib()
         _writable(args.plot, "--plot")
-    recipe = PRESETS[args.preset]
-    bits = args.bits if args.bits is not None else 8
+    settings = _train_settings(args)
+    checkpoint = args.checkpoint or str(Path(args.out).with_suffix("")) + ".ckpt.npz"
+    _writable(checkpoint, "--checkpoint")
+    recipe = PRESETS[settings["preset"]]
     bar = _progress(recipe.steps, args.quiet)
 
     def progress(step: int, loss: float, history: Any) -> None:
@@ -129,33 +161,66 @@ def _cmd_train(args: argparse.Namespace) -> int:
                 loss=f"{loss:.4f}", exact=f"{history.accuracy[-1]:.0%}", margin=f"{history.margin[-1]:.2f}"
             )
 
-    model, history = train(bits, args.hidden, args.seed, preset=args.preset, callback=progress)
+    def meta(history: Any) -> dict[str, Any]:
+        return {
+            "command": shlex.join(["bptt", *args.argv]),
+            "task": "addition",
+            "preset": settings["preset"],
+            "bits": settings["n_bits"],
+            "hidden": settings["hidden"],
+            "seed": settings["seed"],
+            "steps": history.steps,
+            "seconds": history.seconds,
+            "converged": history.converged,
+        }
+
+    try:
+        model, history = train(
+            settings["n_bits"],
+            settings["hidden"],
+            settings["seed"],
+            preset=settings["preset"],
+            callback=progress,
+            checkpoint=checkpoint,
+            checkpoint_every=args.checkpoint_every,
+            resume=args.resume,
+            interruptible=True,
+        )
+    except Interrupted as e:
+        bar.close()
+        print(
+            f"bptt train: {e}; checkpoint saved; continue with: bptt train --resume {checkpoint}",
+            file=sys.stderr,
+        )
+        return 130
+    except Diverged as e:
+        bar.close()
+        _save_model(save, e.model, args.out, meta(e.history), e.history.arrays())
+        print(
+            f"bptt train: error: {e}; saved the last good weights (step {e.step}) to {args.out}",
+            file=sys.stderr,
+        )
+        return 1
     bar.close()
     verdict = "met the stopping rule" if recipe.steps is None else "ran the fixed schedule"
     print(f"trained in {history.steps} steps, {history.seconds * 1000:.0f} ms ({verdict})")
-    meta = {
-        "command": shlex.join(["bptt", *args.argv]),
-        "task": "addition",
-        "preset": args.preset,
-        "bits": bits,
-        "hidden": args.hidden,
-        "seed": args.seed,
-        "steps": history.steps,
-        "seconds": history.seconds,
-        "converged": history.converged,
-    }
-    try:
-        save(model, args.out, meta=meta, extra=history.arrays())
-    except OSError as e:
-        raise UsageError(f"cannot write {args.out!r}: {e.strerror or e}") from None
+    _save_model(save, model, args.out, meta(history), history.arrays())
     print(f"saved {args.out}")
     if args.plot:
         from .plots import plot_history
 
         plot_history(history, args.plot)
         print(f"plotted {args.plot}")
+    bits = settings["n_bits"]
     eval_bits = bits - 1 if recipe.steps is not None else bits  # the classic recipe's operands
-    return _print_table(_accuracy_table(model, eval_bits, args.seed))
+    return _print_table(_accuracy_table(model, eval_bits, settings["seed"]))
+
+
+def _save_model(save: Any, model: Any, path: str, meta: dict[str, Any], extra: dict[str, Any]) -> None:
+    try:
+        save(model, path, meta=meta, extra=extra)
+    except OSError as e:
+        raise UsageError(f"cannot write {path!r}: {e.strerror or e}") from None
 
 
 def _print_table(rows: list[tuple[str, float]]) -> int:
@@ -321,6 +386,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         raise UsageError("the benchmark needs torch and threadpoolctl: pip install 'bptt[bench]'") from None
     from .bench import run
 
+    if args.json:
+        _writable(args.json, "--json")
     run(args)
     return 0
 
@@ -332,18 +399,25 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     p = sub.add_parser("gradcheck", help="prove every gradient on a fixed set of networks")
-    p.add_argument("--seed", type=int, default=0, help="seed of the weights and data (default 0)")
+    p.add_argument("--seed", type=_seed, default=0, help="seed of the weights and data (default 0)")
     p.add_argument("--no-torch", action="store_true", help="skip the PyTorch autograd column")
     p.set_defaults(func=_cmd_gradcheck)
 
     p = sub.add_parser("train", help="train the binary-addition RNN and save it")
     p.add_argument("--bits", type=_positive, default=None, help="operand bits (default 8)")
-    p.add_argument("--hidden", type=_positive, default=16, help="hidden units (default 16)")
-    p.add_argument("--seed", type=int, default=0, help="seed of everything random (default 0)")
+    p.add_argument("--hidden", type=_positive, default=None, help="hidden units (default 16)")
+    p.add_argument("--seed", type=_seed, default=None, help="seed of everything random (default 0)")
     p.add_argument("--out", default=DEFAULT_MODEL, help=f"model file to write (default {DEFAULT_MODEL})")
-    p.add_argument("--preset", choices=["default", "classic"], default="default", help="training recipe")
+    p.add_argument("--preset", choices=["default", "classic"], default=None, help="training recipe (default)")
     p.add_argument("--plot", metavar="PATH", help="also draw loss and accuracy curves to a PNG")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--checkpoint-every", type=_positive, metavar="N", help="write a checkpoint every N steps")
+    p.add_argument(
+        "--checkpoint",
+        metavar="PATH",
+        help="checkpoint file (default: --out's name + .ckpt.npz); Ctrl-C writes it too",
+    )
+    p.add_argument("--resume", metavar="CKPT", help="continue from a checkpoint, bit for bit")
     p.set_defaults(func=_cmd_train)
 
     model_help = f"model file (default ./{DEFAULT_MODEL} if present, else the shipped adder)"
@@ -358,7 +432,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help=model_help)
     p.add_argument("--bits", type=_positive, default=8, help="operand bits (default 8)")
     p.add_argument("--samples", type=_positive, default=None, help="random sums (default: all pairs)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random sums (default 0)")
+    p.add_argument("--seed", type=_seed, default=0, help="seed of the random sums (default 0)")
     p.set_defaults(func=_cmd_eval)
 
     p = sub.add_parser("plot", help="draw training curves, an adder's hidden states or gradient norms")
@@ -373,7 +447,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, metavar="PNG", help="image file to write")
     p.add_argument("--a", type=_natural, default=None, help="hidden: first operand (default 1234)")
     p.add_argument("--b", type=_natural, default=None, help="hidden: second operand (default 567)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random sums and weights (default 0)")
+    p.add_argument("--seed", type=_seed, default=0, help="seed of the random sums and weights (default 0)")
     p.set_defaults(func=_cmd_plot)
 
     p = sub.add_parser("explain", help="print BPTT's chain rule with every shape, evaluated")
@@ -385,7 +459,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", type=_positive, default=1, help="sequences B (default 1)")
     p.add_argument("--activation", choices=["identity", "tanh", "sigmoid", "relu"], default="identity")
     p.add_argument("--mistakes", action="store_true", help="also show the wrong products and their errors")
-    p.add_argument("--seed", type=int, default=0, help="seed of the weights and data (default 0)")
+    p.add_argument("--seed", type=_seed, default=0, help="seed of the weights and data (default 0)")
     p.set_defaults(func=_cmd_explain)
 
     from .bench import add_arguments

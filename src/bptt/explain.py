@@ -168,6 +168,8 @@ def explain(
         Also evaluate the wrong products learners typically write (see ``Mistake``).
     rng : seed or Generator for the default target.
     """
+    if not isinstance(model, Layer):
+        raise TypeError(f"explain: model must be a bptt layer or Sequential, got {model!r}")
     layers = list(model) if isinstance(model, Sequential) else [model]
     x = as_array(x, np.dtype(np.float64), "explain", "x")
     T, B, _ = check_sequence(x, "explain", "x", "(T, B, I)", None)

@@ -11,7 +11,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ._types import Array
-from ._validate import COMPLEX_PROBE
+from ._validate import COMPLEX_PROBE, as_array, check_sequence
 from .layers import RNN, Layer, Sequential
 from .losses import Loss
 
@@ -107,13 +107,16 @@ def gradcheck(
     """
     if method not in _STEPS:
         raise ValueError(f"gradcheck: method must be 'complex' or 'central', got {method!r}")
+    if not isinstance(model, Layer):
+        raise TypeError(f"gradcheck: model must be a bptt layer or Sequential, got {model!r}")
     layers = list(model) if isinstance(model, Sequential) else [model]
     for layer in layers:
         dtype = getattr(layer, "dtype", np.dtype(np.float64))
         if dtype != np.float64:
             raise TypeError(f"gradcheck: needs a float64 model; {type(layer).__name__} is {dtype}")
     prefix = (lambda i: f"{i}.") if isinstance(model, Sequential) else (lambda i: "")
-    x = np.asarray(x, dtype=np.float64)
+    x = as_array(x, np.dtype(np.float64), "gradcheck", "x")
+    check_sequence(x, "gradcheck", "x", "(T, B, I)", None)
     rnns = {f"{prefix(i)}h0": layer for i, layer in enumerate(layers) if isinstance(layer, RNN)}
     saved_h0 = {k: rnn.h0 for k, rnn in rnns.items()}
     probe_dtype = np.dtype(np.complex128 if method == "complex" else np.float64)

@@ -13,7 +13,7 @@ import numpy as np
 
 from ._types import Array
 
-__all__ = ["SGD", "Adagrad", "Adam", "Optimizer", "RMSprop", "clip_grad_norm"]
+__all__ = ["SGD", "Adagrad", "Adam", "Optimizer", "RMSprop", "clip_grad_norm", "grad_norm"]
 
 
 class HasParams(Protocol):
@@ -29,6 +29,8 @@ class HasParams(Protocol):
 def _check(
     where: str, name: str, value: float, *, low: float, strict: bool, high: float | None = None
 ) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{where}: {name} must be a number, got {value!r}")
     ok = (value > low if strict else value >= low) and (high is None or value < high)
     if isinstance(value, bool) or not np.isfinite(value) or not ok:
         bound = f"{'>' if strict else '≥'} {low}" + ("" if high is None else f" and < {high}")
@@ -202,6 +204,11 @@ def _scaled_ratio(num: Array, acc: Array, eps: float, scale: float, root: bool =
     return out
 
 
+def grad_norm(model: HasParams) -> float:
+    """The global L2 norm of all gradients (``inf`` or ``nan`` if any entry is)."""
+    return float(np.sqrt(sum(float(np.vdot(g, g)) for g in model.grads.values())))
+
+
 def clip_grad_norm(model: HasParams, max_norm: float) -> float:
     """Scale all gradients in place so their global L2 norm is at most about ``max_norm``.
 
@@ -210,7 +217,7 @@ def clip_grad_norm(model: HasParams, max_norm: float) -> float:
     """
     max_norm = _check("clip_grad_norm", "max_norm", max_norm, low=0.0, strict=True)
     grads = list(model.grads.values())
-    norm = float(np.sqrt(sum(float(np.vdot(g, g)) for g in grads)))
+    norm = grad_norm(model)
     coef = max_norm / (norm + 1e-6)
     if coef < 1.0:
         for g in grads:

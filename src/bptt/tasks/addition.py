@@ -7,9 +7,10 @@ one. An RNN that learns the carry on 8-bit sums adds numbers of any length exact
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
@@ -18,17 +19,19 @@ from numpy.typing import NDArray
 
 from .._types import Array
 from .._validate import as_array, as_rng, positive_int
+from ..checkpoint import StopFlag, load_checkpoint, save_checkpoint, stop_on_interrupt
 from ..errors import ShapeError, fmt_shape
 from ..functional import ACTIVATIONS
 from ..layers import RNN, Dense, Layer, Sequential, Sigmoid
 from ..losses import BCEWithLogitsLoss, MSELoss
-from ..optim import SGD, Adam, Optimizer, clip_grad_norm
+from ..optim import SGD, Adam, Optimizer, clip_grad_norm, grad_norm
 
 __all__ = [
     "PRESETS",
     "CarryProbe",
     "History",
     "Recipe",
+    "TrainingStopped",
     "accuracy",
     "add",
     "build_model",
@@ -376,6 +379,31 @@ def build_model(hidden: int, recipe: Recipe, rng: np.random.Generator) -> Sequen
     return Sequential([rnn, dense, Sigmoid()] if recipe.output == "sigmoid" else [rnn, dense])
 
 
+class TrainingStopped(Exception):
+    """Training ended before its stopping rule; ``model`` holds the last good weights.
+
+    Attributes
+    ----------
+    model : Sequential
+        The weights after the last completed step (never NaN ones).
+    history : History
+    step : int
+        The last completed step.
+    """
+
+    def __init__(self, message: str, model: Sequential, history: History, step: int) -> None:
+        super().__init__(message)
+        self.model, self.history, self.step = model, history, step
+
+
+class Diverged(TrainingStopped, FloatingPointError):
+    """The loss or a gradient stopped being finite; that step was not applied."""
+
+
+class Interrupted(TrainingStopped):
+    """Ctrl-C asked training to stop; it stopped at a step boundary (and checkpointed, if asked)."""
+
+
 def train(
     n_bits: int = 8,
     hidden: int = 16,
@@ -383,6 +411,10 @@ def train(
     *,
     preset: str = "default",
     callback: Callback | None = None,
+    checkpoint: str | os.PathLike[str] | None = None,
+    checkpoint_every: int | None = None,
+    resume: str | os.PathLike[str] | None = None,
+    interruptible: bool = False,
     **options: Any,
 ) -> tuple[Sequential, History]:
     """Train an RNN adder on random ``n_bits``-bit sums.
@@ -396,6 +428,15 @@ def train(
         A key of ``PRESETS``; ``**options`` override its ``Recipe`` fields (``lr=0.01``).
     callback : callable ``(step, loss, history)``, optional
         Called after every step (progress bars).
+    checkpoint, checkpoint_every : path and int, optional
+        Write a checkpoint (weights, optimizer state, RNG state, history) to ``checkpoint``
+        every ``checkpoint_every`` steps, and when interrupted.
+    resume : path, optional
+        Continue from a checkpoint written with the same settings; the run ends at exactly the
+        weights an uninterrupted run reaches.
+    interruptible : bool
+        Turn the first Ctrl-C into a clean stop at the next step boundary (``Interrupted``),
+        after writing the checkpoint if ``checkpoint`` is set. For command-line use.
 
     Returns
     -------
@@ -403,6 +444,13 @@ def train(
     history : History
         ``history.converged`` says whether the stopping rule was met (always true for a
         fixed-step recipe).
+
+    Raises
+    ------
+    Diverged
+        The loss or the gradient became NaN or infinite; ``.model`` has the last good weights.
+    Interrupted
+        Ctrl-C, when ``interruptible``.
     """
     if preset not in PRESETS:
         raise ValueError(f"train: preset must be one of {sorted(PRESETS)}, got {preset!r}")
@@ -412,39 +460,72 @@ def train(
     recipe = replace(PRESETS[preset], **options)
     n_bits = positive_int(n_bits, "train", "n_bits")
     hidden = positive_int(hidden, "train", "hidden")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"train: seed must be an integer ≥ 0, got {seed!r}")
+    seed = int(seed)
+    if checkpoint_every is not None:
+        positive_int(checkpoint_every, "train", "checkpoint_every")
+        if checkpoint is None:
+            raise ValueError("train: checkpoint_every needs a checkpoint path")
+    settings = {"task": "addition", "n_bits": n_bits, "hidden": hidden, "seed": seed, "preset": preset}
+    settings["options"] = options
+
     rng = np.random.default_rng(seed)
-    model = build_model(hidden, recipe, rng)
+    history, start_step = History(), 0
+    if resume is None:
+        model = build_model(hidden, recipe, rng)
+    else:
+        state = load_checkpoint(resume)
+        if state.settings != settings:
+            raise ValueError(
+                f"train: {os.fspath(resume)!r} was written by a run with {state.settings}, not {settings}"
+            )
+        model, start_step = state.model, state.step
+        rng.bit_generator.state = state.rng_state
+        history = History.from_arrays(state.history)
     opt: Optimizer = Adam(model, lr=recipe.lr) if recipe.optimizer == "adam" else SGD(model, lr=recipe.lr)
+    if resume is not None:
+        opt.load_state_dict(state.optimizer)
     sigmoid_out = recipe.output == "sigmoid"
     loss_fn = MSELoss("sum") if sigmoid_out else BCEWithLogitsLoss()
     operand_bits = recipe.operand_bits or (n_bits - 1 if recipe.steps else n_bits)
     checks = _held_out(np.random.default_rng([seed, 1]), n_bits if recipe.steps else None)
 
-    history = History()
+    def save_state(step: int) -> None:
+        if checkpoint is not None:
+            save_checkpoint(checkpoint, model, opt, rng, step, history.arrays(), settings)
+
     start = time.perf_counter()
-    for step in range(1, (recipe.steps or recipe.max_steps) + 1):
-        x, y = make_batch(max(operand_bits, 1), recipe.batch_size, rng)
-        loss, grad = loss_fn(model.forward(x), y)
-        if sigmoid_out:  # the classic recipe's ½·Σ(y - ŷ)²
-            loss, grad = 0.5 * loss, 0.5 * grad
-        if not np.isfinite(loss):
-            raise FloatingPointError(f"train: the loss became {loss} at step {step}; lower lr")
-        model.backward(grad)
-        if recipe.clip is not None:
-            clip_grad_norm(model, recipe.clip)
-        opt.step()
-        history.loss.append(loss)
-        if step % recipe.check_every == 0 or step == recipe.steps:
-            acc, margin = _check(model, checks, sigmoid_out)
-            history.check_step.append(step)
-            history.accuracy.append(acc)
-            history.margin.append(margin)
-            if recipe.steps is None and acc == 1.0 and margin >= recipe.margin:
-                history.converged = True
-        if callback is not None:
-            callback(step, loss, history)
-        if history.converged:
-            break
+    with stop_on_interrupt() if interruptible else nullcontext(StopFlag()) as stop:
+        for step in range(start_step + 1, (recipe.steps or recipe.max_steps) + 1):
+            x, y = make_batch(max(operand_bits, 1), recipe.batch_size, rng)
+            loss, grad = loss_fn(model.forward(x), y)
+            if sigmoid_out:  # the classic recipe's ½·Σ(y - ŷ)²
+                loss, grad = 0.5 * loss, 0.5 * grad
+            if not np.isfinite(loss):
+                raise Diverged(f"the loss became {loss} at step {step}", model, history, step - 1)
+            model.backward(grad)
+            norm = grad_norm(model) if recipe.clip is None else clip_grad_norm(model, recipe.clip)
+            if not np.isfinite(norm):
+                raise Diverged(f"the gradient norm became {norm} at step {step}", model, history, step - 1)
+            opt.step()
+            history.loss.append(loss)
+            if step % recipe.check_every == 0 or step == recipe.steps:
+                acc, margin = _check(model, checks, sigmoid_out)
+                history.check_step.append(step)
+                history.accuracy.append(acc)
+                history.margin.append(margin)
+                if recipe.steps is None and acc == 1.0 and margin >= recipe.margin:
+                    history.converged = True
+            if callback is not None:
+                callback(step, loss, history)
+            if history.converged:
+                break
+            if checkpoint_every is not None and step % checkpoint_every == 0:
+                save_state(step)
+            if stop.requested:
+                save_state(step)
+                raise Interrupted(f"interrupted after step {step}", model, history, step)
     history.converged = history.converged or recipe.steps is not None
     history.seconds = time.perf_counter() - start
     return model, history
