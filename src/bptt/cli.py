@@ -142,7 +142,7 @@ def _train_settings(args: argparse.Namespace) -> dict[str, Any]:
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from .io import save
-    from .tasks.addition import PRESETS, Diverged, Interrupted, train
+    from .tasks.addition import PRESETS, Diverged, Interrupted, operand_width, train
 
     _writable(args.out, "--out")
     if args.plot:
@@ -211,9 +211,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
         plot_history(history, args.plot)
         print(f"plotted {args.plot}")
-    bits = settings["n_bits"]
-    eval_bits = bits - 1 if recipe.steps is not None else bits  # the classic recipe's operands
-    return _print_table(_accuracy_table(model, eval_bits, settings["seed"]))
+    return _print_table(_accuracy_table(model, operand_width(settings["n_bits"], recipe), settings["seed"]))
 
 
 def _save_model(save: Any, model: Any, path: str, meta: dict[str, Any], extra: dict[str, Any]) -> None:

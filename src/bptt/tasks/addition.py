@@ -41,6 +41,7 @@ __all__ = [
     "encode",
     "hidden_states",
     "make_batch",
+    "operand_width",
     "predict_bits",
     "train",
 ]
@@ -275,7 +276,8 @@ class Recipe:
     lr: float = 0.03
     batch_size: int = 64
     clip: float | None = 5.0
-    operand_bits: int | None = None  # training operands' width; None: n_bits
+    operand_bits: int | None = None  # training operands' width; None: see operand_width()
+    fit_sum: bool = False  # operands of n_bits - 1 bits, so every sum fits in n_bits (classic)
     steps: int | None = None
     max_steps: int = 5000
     check_every: int = 25
@@ -322,6 +324,7 @@ PRESETS: dict[str, Recipe] = {
         clip=None,
         steps=10_000,
         check_every=500,
+        fit_sum=True,
     ),
 }
 
@@ -488,8 +491,8 @@ def train(
         opt.load_state_dict(state.optimizer)
     sigmoid_out = recipe.output == "sigmoid"
     loss_fn = MSELoss("sum") if sigmoid_out else BCEWithLogitsLoss()
-    operand_bits = recipe.operand_bits or (n_bits - 1 if recipe.steps else n_bits)
-    checks = _held_out(np.random.default_rng([seed, 1]), n_bits if recipe.steps else None)
+    operand_bits = operand_width(n_bits, recipe)
+    checks = _held_out(np.random.default_rng([seed, 1]), operand_bits if recipe.fit_sum else None)
 
     def save_state(step: int) -> None:
         if checkpoint is not None:
@@ -498,7 +501,7 @@ def train(
     start = time.perf_counter()
     with stop_on_interrupt() if interruptible else nullcontext(StopFlag()) as stop:
         for step in range(start_step + 1, (recipe.steps or recipe.max_steps) + 1):
-            x, y = make_batch(max(operand_bits, 1), recipe.batch_size, rng)
+            x, y = make_batch(operand_bits, recipe.batch_size, rng)
             loss, grad = loss_fn(model.forward(x), y)
             if sigmoid_out:  # the classic recipe's ½·Σ(y - ŷ)²
                 loss, grad = 0.5 * loss, 0.5 * grad
@@ -531,10 +534,15 @@ def train(
     return model, history
 
 
+def operand_width(n_bits: int, recipe: Recipe) -> int:
+    """The training operands' bit width under ``recipe``."""
+    return recipe.operand_bits or max(n_bits - 1 if recipe.fit_sum else n_bits, 1)
+
+
 def _held_out(rng: np.random.Generator, all_pairs_bits: int | None) -> list[tuple[Array, Array]]:
-    """The fixed check set: every pair at ``all_pairs_bits`` (fixed-step recipes), or long sums."""
+    """The fixed check set: every pair of ``all_pairs_bits``-bit operands, or long sums."""
     if all_pairs_bits is not None:
-        x = _all_pairs(all_pairs_bits - 1)
+        x = _all_pairs(all_pairs_bits)
         return [(x, _sum_bits(x))]
     return _check_set(rng)
 
