@@ -11,13 +11,17 @@ from .errors import ShapeError
 from .explain import Explanation, explain
 from .gradcheck import GradcheckReport, gradcheck
 from .io import load, save
-from .layers import RNN, Dense, Last, Layer, ReLU, Sequential, Sigmoid, Tanh
+from .layers import Dense, Last, Layer, ReLU, Sequential, Sigmoid, Tanh
 from .losses import BCEWithLogitsLoss, CrossEntropyLoss, Loss, MSELoss
 from .optim import clip_grad_norm
+from .recurrent import GRU, LSTM, RNN, Bidirectional
 
 __all__ = [
+    "GRU",
+    "LSTM",
     "RNN",
     "BCEWithLogitsLoss",
+    "Bidirectional",
     "CrossEntropyLoss",
     "Dense",
     "Explanation",

@@ -27,8 +27,9 @@ from typing import Any
 
 import numpy as np
 
-from .layers import RNN, Dense, Sequential
+from .layers import Dense, Sequential
 from .losses import MSELoss
+from .recurrent import RNN
 
 SHAPES = [  # (T, B, I, H, O)
     (8, 1, 2, 16, 1),

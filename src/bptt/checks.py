@@ -13,8 +13,9 @@ import numpy as np
 
 from ._types import Array
 from .gradcheck import gradcheck
-from .layers import RNN, Dense, Last, Layer, ReLU, Sequential, Sigmoid, Tanh
+from .layers import Dense, Last, Layer, ReLU, Sequential, Sigmoid, Tanh
 from .losses import BCEWithLogitsLoss, CrossEntropyLoss, Loss, MSELoss
+from .recurrent import RNN
 
 __all__ = ["CONFIGS", "TORCH_TOLERANCE", "Config", "Row", "build", "run_config"]
 

@@ -294,7 +294,8 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     import numpy as np
 
     from .explain import explain
-    from .layers import RNN, Dense, Last, Sequential, Sigmoid
+    from .layers import Dense, Last, Sequential, Sigmoid
+    from .recurrent import RNN
 
     rng = np.random.default_rng(args.seed)
     if args.model is not None:

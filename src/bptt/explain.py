@@ -18,8 +18,9 @@ from numpy.typing import NDArray
 from ._types import Array
 from ._validate import as_array, check_sequence
 from .functional import ACTIVATIONS
-from .layers import RNN, Dense, Last, Layer, Sequential, _Elementwise
+from .layers import Dense, Last, Layer, Sequential, _Elementwise
 from .losses import BCEWithLogitsLoss, CrossEntropyLoss, Loss, MSELoss
+from .recurrent import RNN
 
 __all__ = ["Explanation", "GradientSum", "Line", "Mistake", "explain"]
 

@@ -12,8 +12,9 @@ from numpy.typing import NDArray
 
 from ._types import Array
 from ._validate import COMPLEX_PROBE, as_array, check_sequence
-from .layers import RNN, Layer, Sequential
+from .layers import Layer, Sequential
 from .losses import Loss
+from .recurrent import RNN
 
 __all__ = ["TOLERANCE", "GradcheckReport", "gradcheck"]
 

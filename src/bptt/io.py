@@ -25,13 +25,16 @@ from numpy.typing import NDArray
 
 from ._types import Array
 from ._version import __version__
-from .layers import RNN, Dense, Last, Layer, ReLU, Sequential, Sigmoid, Tanh
+from .layers import Dense, Last, Layer, ReLU, Sequential, Sigmoid, Tanh
+from .recurrent import GRU, LSTM, RNN, Bidirectional
 
 __all__ = ["FORMAT_VERSION", "load", "read", "save"]
 
 FORMAT_VERSION = 1
 RECORD = "__bptt__"
-LAYER_TYPES: dict[str, type[Layer]] = {cls.__name__: cls for cls in (Dense, RNN, Sigmoid, Tanh, ReLU, Last)}
+LAYER_TYPES: dict[str, type[Layer]] = {
+    cls.__name__: cls for cls in (Dense, RNN, LSTM, GRU, Bidirectional, Sigmoid, Tanh, ReLU, Last)
+}
 
 
 def save(
@@ -178,7 +181,7 @@ def _layer(i: int, entry: Any, files: dict[str, NDArray[Any]], name: str) -> Lay
         if type(v) is int and v not in dims:
             raise ValueError(f"{where}: config {k}={v} disagrees with the stored arrays' shapes")
     try:
-        layer = LAYER_TYPES[entry["type"]](**config)
+        layer = LAYER_TYPES[entry["type"]].from_config(config)
     except (TypeError, ValueError) as e:
         raise ValueError(f"{where} has an invalid configuration ({e})") from None
     if set(arrays) != set(layer.params):

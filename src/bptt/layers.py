@@ -9,7 +9,6 @@ row vectors on the right (``x @ W``), so ``W`` is ``(in, out)`` and every weight
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -27,7 +26,7 @@ from ._validate import (
 from .errors import ShapeError
 from .functional import ACTIVATIONS, column_sums
 
-__all__ = ["RNN", "Dense", "Last", "Layer", "ReLU", "Sequential", "Sigmoid", "Tanh"]
+__all__ = ["Dense", "Last", "Layer", "ReLU", "Sequential", "Sigmoid", "Tanh"]
 
 
 class Layer:
@@ -60,6 +59,15 @@ class Layer:
     def config(self) -> dict[str, Any]:
         """The constructor's keyword arguments, enough to rebuild the layer (see ``bptt.io``)."""
         return {}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Layer:
+        """A new layer (with fresh weights) from what ``config()`` returned."""
+        return cls(**config)
+
+    def sublayers(self) -> list[tuple[str, Layer]]:
+        """The layers this one is made of, with the key prefix of their params (none for a leaf)."""
+        return []
 
     def forward(self, x: Array) -> Array:
         raise NotImplementedError
@@ -178,162 +186,6 @@ class Dense(_Weighted):
         return (G @ self.params["W"].T).reshape(T, B, I)  # (T, B, I)
 
 
-class RNN(_Weighted):
-    """Elman recurrence ``h_t = act(x_t @ W_ih + h_{t-1} @ W_hh + b)``, returning every ``h_t``.
-
-    Parameters
-    ----------
-    input_size, hidden_size : int
-    activation : {"tanh", "sigmoid", "relu", "identity"}
-    bias : bool
-    rng : Generator, int or None
-    dtype : np.float64 (default) or np.float32
-
-    Attributes
-    ----------
-    params : ``W_ih (I, H)``, ``W_hh (H, H)`` and, when ``bias``, ``b (H,)``
-    h0 : None or ndarray (B, H)
-        Initial state for the next ``forward``; ``None`` means zeros.
-    grad_h0 : None or ndarray (B, H)
-        ``dL/dh0`` after ``backward``.
-    stateful : bool
-        When true, each ``forward`` leaves its last state ``h_T`` in ``h0`` for the next call,
-        so a long sequence can be fed in pieces (gradients do not flow back across calls).
-        ``reset_state()`` clears it.
-
-    Notes
-    -----
-    ``torch.nn.RNN`` maps onto this layer as ``weight_ih_l0 = W_ihᵀ``, ``weight_hh_l0 = W_hhᵀ``,
-    ``bias_ih_l0 = b`` and ``bias_hh_l0 = 0``.
-    """
-
-    out_letters = "(T, B, H)"
-
-    def __init__(
-        self,
-        input_size: int,
-        hidden_size: int,
-        *,
-        activation: str = "tanh",
-        bias: bool = True,
-        stateful: bool = False,
-        rng: np.random.Generator | int | None = None,
-        dtype: DTypeLike = np.float64,
-    ) -> None:
-        super().__init__(dtype, rng)
-        self.stateful = bool(stateful)
-        self.input_size = positive_int(input_size, "RNN", "input_size")
-        self.hidden_size = positive_int(hidden_size, "RNN", "hidden_size")
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"RNN: activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
-        self.activation = activation
-        self.bias = bool(bias)
-        I, H = self.input_size, self.hidden_size
-        k = 1.0 / np.sqrt(H)
-        self._add_param("W_ih", self._uniform(k, (I, H)))
-        self._add_param("W_hh", self._uniform(k, (H, H)))
-        if self.bias:
-            self._add_param("b", self._uniform(k, (H,)))
-        self.h0: Array | None = None
-        self.grad_h0: Array | None = None
-        self._x: Array | None = None
-        self._hs: Array | None = None  # (T+1, B, H): hs[0] = h0, hs[t] = h_t
-        self._da: Array | None = None  # (T, B, H): backward's δa_t, reused across calls
-
-    def config(self) -> dict[str, Any]:
-        return {
-            "input_size": self.input_size,
-            "hidden_size": self.hidden_size,
-            "activation": self.activation,
-            "bias": self.bias,
-            "stateful": self.stateful,
-        }
-
-    @property
-    def grad_a(self) -> Array:
-        """``δa_t = ∂L/∂a_t`` for every step ``(T, B, H)`` after ``backward``, as a fresh copy.
-
-        ``a_t`` is the pre-activation; ``∂L/∂h_{t-1}`` through the recurrence is
-        ``δa_t @ W_hhᵀ``. This is the per-step δ that BPTT sums into ``dW = Σ_t input_tᵀ δa_t``.
-        """
-        if self._da is None or self.grad_h0 is None:
-            raise ShapeError("RNN.grad_a read before backward: run forward and backward first")
-        return self._da.copy()
-
-    def reset_state(self) -> None:
-        """Forget the carried state: the next ``forward`` starts from zeros."""
-        self.h0 = None
-
-    def initial_state(self, batch: int) -> Array:
-        """``h0`` checked against the batch size, or zeros ``(B, H)``."""
-        shape = (batch, self.hidden_size)
-        if self.h0 is None:
-            return np.zeros(shape, self.dtype)
-        h0 = as_array(self.h0, self.dtype, "RNN.forward", "h0")
-        check_same_shape(h0, shape, "RNN.forward", "h0", "(B, H)", "one initial state per sequence in x")
-        return h0
-
-    def forward(self, x: Array) -> Array:
-        """``x (T, B, I) -> h (T, B, H)``, the hidden state after every step."""
-        return self._forward(x, share=False)
-
-    def _forward(self, x: Array, share: bool) -> Array:
-        x = as_array(x, self.dtype, "RNN.forward", "x")
-        T, B, I = check_sequence(x, "RNN.forward", "x", "(T, B, I)", self.input_size)
-        H, f = self.hidden_size, ACTIVATIONS[self.activation].fn
-        W_hh = self.params["W_hh"]
-        h0 = self.initial_state(B)  # checked before any cache is touched
-        hs = self._buffer("_hs", (T + 1, B, H))
-        hs[0] = h0
-        # Only the recurrence is sequential: all T input projections are one matmul.
-        np.dot(x.reshape(T * B, I), self.params["W_ih"], out=hs[1:].reshape(T * B, H))  # (T·B, H)
-        if self.bias:
-            hs[1:] += self.params["b"]
-        steps, buf = list(hs), np.empty((B, H), self.dtype)
-        for h_prev, h in pairwise(steps):  # the only sequential part; 3 NumPy calls per step
-            np.dot(h_prev, W_hh, out=buf)  # h_{t-1} W_hh: (B, H)
-            h += buf  # a_t = x_t W_ih + b + h_{t-1} W_hh
-            f(h, out=h)  # h_t = act(a_t)
-        self._x, self._out_shape = x, (T, B, H)
-        if self.stateful:
-            self.h0 = hs[T].copy()
-        return hs[1:] if share else hs[1:].copy()  # (T, B, H)
-
-    def backward(self, grad_y: Array) -> Array:
-        """``grad_y (T, B, H) -> grad_x (T, B, I)``; fills ``grads`` and ``grad_h0 (B, H)``.
-
-        ``δa_t = (∂L/∂h_t + δa_{t+1} @ W_hhᵀ) ⊙ act'(a_t)``, from ``t = T`` down to 1.
-        """
-        g = self._check_grad(grad_y, self.dtype)
-        assert self._x is not None and self._hs is not None
-        T, B, I = self._x.shape
-        H, dact = self.hidden_size, ACTIVATIONS[self.activation].grad
-        hs = self._hs
-        W_hh_T = np.ascontiguousarray(self.params["W_hh"].T)  # (H, H)
-        da = dact(hs[1:], out=self._buffer("_da", (T, B, H)))  # act'(a_t), all steps; becomes δa_t
-        dh_next = np.zeros((B, H), self.dtype)  # ∂L/∂h_t through step t+1
-        dh = np.empty((B, H), self.dtype)
-        for g_t, da_t in zip(g[::-1], da[::-1], strict=True):  # t = T..1; 3 NumPy calls per step
-            np.add(g_t, dh_next, out=dh)  # ∂L/∂h_t: from the output and from step t+1
-            da_t *= dh  # δa_t = ∂L/∂h_t ⊙ act'(a_t): (B, H)
-            np.dot(da_t, W_hh_T, out=dh_next)  # ∂L/∂h_{t-1} through W_hhᵀ: (B, H)
-        self.grad_h0 = dh_next
-        da2 = da.reshape(T * B, H)  # (T·B, H)
-        np.dot(self._x.reshape(T * B, I).T, da2, out=self.grads["W_ih"])  # Σ x_tᵀ δa_t: (I, H)
-        np.dot(hs[:-1].reshape(T * B, H).T, da2, out=self.grads["W_hh"])  # Σ h_{t-1}ᵀ δa_t: (H, H)
-        if self.bias:
-            column_sums(da2, out=self.grads["b"])  # Σ_t δa_t: (H,)
-        return (da2 @ self.params["W_ih"].T).reshape(T, B, I)  # (T, B, I)
-
-    def _buffer(self, name: str, shape: tuple[int, ...]) -> Array:
-        """A cache array reused across calls while its shape stays the same."""
-        buf: Array | None = getattr(self, name)
-        if buf is None or buf.shape != shape or buf.dtype != self.dtype:
-            buf = np.empty(shape, self.dtype)
-            setattr(self, name, buf)
-        return buf
-
-
 class _Elementwise(Layer):
     """``y = f(x)`` at every entry; ``backward`` uses ``f'`` written in terms of ``y``."""
 
@@ -430,6 +282,9 @@ class Sequential(Layer):
     @property
     def grads(self) -> dict[str, Array]:
         return {f"{i}.{k}": v for i, layer in enumerate(self.layers) for k, v in layer.grads.items()}
+
+    def sublayers(self) -> list[tuple[str, Layer]]:
+        return [(str(i), layer) for i, layer in enumerate(self.layers)]
 
     def __getitem__(self, i: int) -> Layer:
         return self.layers[i]

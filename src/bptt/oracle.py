@@ -12,8 +12,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from .layers import RNN, Dense, Last, Layer, ReLU, Sequential, Sigmoid, Tanh
+from .layers import Dense, Last, Layer, ReLU, Sequential, Sigmoid, Tanh
 from .losses import BCEWithLogitsLoss, CrossEntropyLoss, Loss, MSELoss
+from .recurrent import RNN
 
 __all__ = ["torch_gradients"]
 

@@ -17,8 +17,9 @@ import numpy as np
 
 from ._types import Array
 from ._validate import as_rng, positive_int
-from .layers import RNN, Dense, Last, Layer, Sequential
+from .layers import Dense, Last, Layer, Sequential
 from .losses import MSELoss
+from .recurrent import RNN
 from .tasks.addition import (
     carry_bits,
     carry_probe,

@@ -22,9 +22,10 @@ from .._validate import as_array, as_rng, positive_int
 from ..checkpoint import StopFlag, load_checkpoint, save_checkpoint, stop_on_interrupt
 from ..errors import ShapeError, fmt_shape
 from ..functional import ACTIVATIONS
-from ..layers import RNN, Dense, Layer, Sequential, Sigmoid
+from ..layers import Dense, Layer, Sequential, Sigmoid
 from ..losses import BCEWithLogitsLoss, MSELoss
 from ..optim import SGD, Adam, Optimizer, clip_grad_norm, grad_norm
+from ..recurrent import RNN
 
 __all__ = [
     "PRESETS",
