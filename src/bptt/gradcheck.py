@@ -12,9 +12,8 @@ from numpy.typing import NDArray
 
 from ._types import Array
 from ._validate import COMPLEX_PROBE, as_array, check_sequence
-from .layers import Layer, Sequential
+from .layers import Layer
 from .losses import Loss
-from .recurrent import RNN
 
 __all__ = ["TOLERANCE", "GradcheckReport", "gradcheck"]
 
@@ -102,46 +101,49 @@ def gradcheck(
     seed : int
         Seed of that sample.
 
-    Every parameter, ``x`` and each RNN layer's ``h0`` are checked. An RNN whose ``h0`` is
-    ``None`` is checked at ``h0 = 0``. The model's weights are never perturbed in place: the
-    probes run on copies, and the model ends as after one ``forward`` and ``backward``.
+    Every parameter, ``x`` and each recurrent layer's initial states (``h0``, LSTM's ``c0``) are
+    checked. A state that is ``None`` is checked at zeros. The model's weights are never perturbed
+    in place: the probes run on copies, and the model ends as after one ``forward`` and ``backward``.
     """
     if method not in _STEPS:
         raise ValueError(f"gradcheck: method must be 'complex' or 'central', got {method!r}")
     if not isinstance(model, Layer):
         raise TypeError(f"gradcheck: model must be a bptt layer or Sequential, got {model!r}")
-    layers = list(model) if isinstance(model, Sequential) else [model]
-    for layer in layers:
+    leaves = _leaves(model)
+    for _, layer in leaves:
         dtype = getattr(layer, "dtype", np.dtype(np.float64))
         if dtype != np.float64:
             raise TypeError(f"gradcheck: needs a float64 model; {type(layer).__name__} is {dtype}")
-    prefix = (lambda i: f"{i}.") if isinstance(model, Sequential) else (lambda i: "")
     x = as_array(x, np.dtype(np.float64), "gradcheck", "x")
     check_sequence(x, "gradcheck", "x", "(T, B, I)", None)
-    rnns = {f"{prefix(i)}h0": layer for i, layer in enumerate(layers) if isinstance(layer, RNN)}
-    saved_h0 = {k: rnn.h0 for k, rnn in rnns.items()}
+    states: dict[str, tuple[Any, str]] = {
+        f"{prefix}{name}": (layer, name)
+        for prefix, layer in leaves
+        for name in getattr(layer, "state_names", ())
+    }  # e.g. "0.h0", "0.c0", "1.bwd.h0"
+    saved = {k: getattr(layer, name) for k, (layer, name) in states.items()}
     probe_dtype = np.dtype(np.complex128 if method == "complex" else np.float64)
     rng = np.random.default_rng(seed)
     try:
-        with _probe_copies(layers, prefix, probe_dtype) as wrt:
+        with _probe_copies(leaves, probe_dtype) as wrt:
             wrt["x"] = x.astype(probe_dtype)
-            for k, rnn in rnns.items():
-                rnn.h0 = wrt[k] = rnn.initial_state(x.shape[1]).astype(probe_dtype)
+            for k, (layer, name) in states.items():
+                wrt[k] = layer.initial_state(x.shape[1], name).astype(probe_dtype)
+                setattr(layer, name, wrt[k])
 
             def loss() -> Any:
                 return loss_fn.evaluate(model.forward(wrt["x"]), target, mask)[0]
 
             step = _STEPS[method]
             numeric = {k: step(a, loss, eps, _sample(a.size, max_entries, rng)) for k, a in wrt.items()}
-        for rnn in rnns.values():
-            assert rnn.h0 is not None
-            rnn.h0 = np.array(rnn.h0.real)  # checked at this h0, also when it was None
+        for k, (layer, name) in states.items():
+            setattr(layer, name, np.array(wrt[k].real))  # checked at these states, also when None
         _, grad_y = loss_fn(model.forward(x), target, mask)
         analytic: dict[str, Array] = {**model.grads, "x": model.backward(grad_y)}
-        analytic.update({k: rnn.grad_h0 for k, rnn in rnns.items() if rnn.grad_h0 is not None})
+        analytic.update({k: getattr(layer, f"grad_{name}") for k, (layer, name) in states.items()})
     finally:
-        for k, rnn in rnns.items():
-            rnn.h0 = saved_h0[k]
+        for k, (layer, name) in states.items():
+            setattr(layer, name, saved[k])
 
     errors, checked, shapes = {}, {}, {}
     for k, (idx, n) in numeric.items():
@@ -150,10 +152,16 @@ def gradcheck(
     return GradcheckReport(errors, shapes, checked, method=method)
 
 
+def _leaves(model: Layer, prefix: str = "") -> list[tuple[str, Layer]]:
+    """The layers without sublayers, each with the key prefix of its params (``"0."``, ``"1.fwd."``)."""
+    subs = model.sublayers()
+    if not subs:
+        return [(prefix, model)]
+    return [leaf for name, sub in subs for leaf in _leaves(sub, f"{prefix}{name}.")]
+
+
 @contextmanager
-def _probe_copies(
-    layers: list[Layer], prefix: Callable[[int], str], dtype: np.dtype[Any]
-) -> Iterator[dict[str, NDArray[Any]]]:
+def _probe_copies(leaves: list[tuple[str, Layer]], dtype: np.dtype[Any]) -> Iterator[dict[str, NDArray[Any]]]:
     """Swap every layer's weights for copies in ``dtype`` and yield them, keyed like ``params``.
 
     The probes perturb these copies, so the caller's weights (which optimizers hold) are never
@@ -163,14 +171,14 @@ def _probe_copies(
     copies: dict[str, NDArray[Any]] = {}
     token = COMPLEX_PROBE.set(dtype.kind == "c")
     try:
-        for i, layer in enumerate(layers):
+        for prefix, layer in leaves:
             if not layer.params:
                 continue
             weighted: Any = layer
             saved.append((weighted, weighted.dtype, dict(layer.params)))
             weighted.dtype = dtype
             for k, v in list(layer.params.items()):
-                layer.params[k] = copies[prefix(i) + k] = v.astype(dtype)
+                layer.params[k] = copies[prefix + k] = v.astype(dtype)
         yield copies
     finally:
         COMPLEX_PROBE.reset(token)
