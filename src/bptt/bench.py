@@ -29,7 +29,7 @@ import numpy as np
 
 from .layers import Dense, Sequential
 from .losses import MSELoss
-from .recurrent import RNN
+from .recurrent import GRU, LSTM, RNN
 
 SHAPES = [  # (T, B, I, H, O)
     (8, 1, 2, 16, 1),
@@ -42,15 +42,19 @@ SHAPES = [  # (T, B, I, H, O)
 PAUSE = 0.02  # seconds between engines: idle OpenBLAS workers stop spinning
 
 
-def flops(T: int, B: int, I: int, H: int, O: int) -> float:
-    """Multiply-adds ×2 of forward + backward: 2·T·B·(2·I·H + 3·H² + 3·H·O)."""
-    return 2.0 * T * B * (2 * I * H + 3 * H * H + 3 * H * O)
+CELLS = {"rnn": (RNN, "RNN"), "lstm": (LSTM, "LSTM"), "gru": (GRU, "GRU")}  # bptt class, torch.nn name
 
 
-def bptt_iteration(shape: tuple[int, ...], dtype: Any) -> Callable[[], None]:
+def flops(T: int, B: int, I: int, H: int, O: int, cell: str = "rnn") -> float:
+    """FLOPs of fwd+bwd: 2·T·B·(2·I·G·H + 3·G·H² + 3·H·O) with G gates (1 RNN, 4 LSTM, 3 GRU)."""
+    G = {"rnn": 1, "lstm": 4, "gru": 3}[cell]
+    return 2.0 * T * B * (2 * I * G * H + 3 * G * H * H + 3 * H * O)
+
+
+def bptt_iteration(shape: tuple[int, ...], dtype: Any, cell: str = "rnn") -> Callable[[], None]:
     T, B, I, H, O = shape
     rng = np.random.default_rng(0)
-    model = Sequential([RNN(I, H, rng=rng, dtype=dtype), Dense(H, O, rng=rng, dtype=dtype)])
+    model = Sequential([CELLS[cell][0](I, H, rng=rng, dtype=dtype), Dense(H, O, rng=rng, dtype=dtype)])
     loss_fn = MSELoss()
     x = rng.normal(size=(T, B, I)).astype(dtype)
     target = rng.normal(size=(T, B, O)).astype(dtype)
@@ -62,13 +66,13 @@ def bptt_iteration(shape: tuple[int, ...], dtype: Any) -> Callable[[], None]:
     return step
 
 
-def torch_iteration(shape: tuple[int, ...], dtype: Any) -> Callable[[], None]:
+def torch_iteration(shape: tuple[int, ...], dtype: Any, cell: str = "rnn") -> Callable[[], None]:
     import torch
 
     T, B, I, H, O = shape
     tdtype = torch.float64 if dtype == np.float64 else torch.float32
     torch.manual_seed(0)
-    rnn = torch.nn.RNN(I, H, dtype=tdtype)
+    rnn = getattr(torch.nn, CELLS[cell][1])(I, H, dtype=tdtype)
     lin = torch.nn.Linear(H, O, dtype=tdtype)
     params = [*rnn.parameters(), *lin.parameters()]
     x = torch.randn(T, B, I, dtype=tdtype, requires_grad=True)
@@ -101,9 +105,9 @@ def blas_peak(dtype: Any, n: int = 1536) -> float:
     return 2.0 * n**3 / best / 1e9
 
 
-def compare(shape: tuple[int, ...], dtype: Any, budget: float) -> dict[str, float]:
+def compare(shape: tuple[int, ...], dtype: Any, budget: float, cell: str = "rnn") -> dict[str, float]:
     """Median seconds per iteration of each engine, interleaved blocks within ``budget`` seconds."""
-    ours, theirs = bptt_iteration(shape, dtype), torch_iteration(shape, dtype)
+    ours, theirs = bptt_iteration(shape, dtype, cell), torch_iteration(shape, dtype, cell)
     for step in (ours, theirs):  # warm up caches, buffers and torch's dispatcher
         _block(step, 3)
     per_iter = max(_block(ours, 1), _block(theirs, 1))
@@ -160,6 +164,15 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _shape(text: str) -> tuple[int, ...]:
+    parts = text.split(",")
+    if len(parts) != 5 or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
+        raise argparse.ArgumentTypeError(
+            f"expected a shape T,B,I,H,O of five positive integers, got {text!r}"
+        )
+    return tuple(int(p) for p in parts)
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The benchmark's options, shared by ``bptt bench`` and ``benchmarks/rnn_fwd_bwd.py``."""
     p.add_argument(
@@ -172,6 +185,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quick", action="store_true", help="one tiny shape, a short budget: a smoke run")
     p.add_argument("--memory", action="store_true", help="also report peak memory at the largest shape")
     p.add_argument("--json", help="write the rows as JSON")
+    p.add_argument(
+        "--cells",
+        nargs="+",
+        default=["rnn"],
+        choices=sorted(CELLS),
+        help="recurrent cells to time (default rnn)",
+    )
+    p.add_argument(
+        "--shapes",
+        nargs="+",
+        metavar="T,B,I,H,O",
+        type=_shape,
+        help="shapes to time instead of the standard six",
+    )
 
 
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
@@ -185,11 +212,11 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     import torch
     from threadpoolctl import threadpool_limits
 
-    shapes = [(4, 2, 2, 8, 1)] if args.quick else SHAPES
+    shapes = [(4, 2, 2, 8, 1)] if args.quick else (args.shapes or SHAPES)
     budget = 0.2 if args.quick else args.budget
     rows: list[dict[str, Any]] = []
     header = (
-        f"{'threads':>7} {'dtype':>7} {'(T, B, I, H, O)':>24} {'bptt ms':>9} {'torch ms':>9} "
+        f"{'cell':>4} {'threads':>7} {'dtype':>7} {'(T, B, I, H, O)':>24} {'bptt ms':>9} {'torch ms':>9} "
         f"{'ratio':>6} {'GFLOP/s':>8} {'% peak':>7}"
     )
     print(header + "\n" + "-" * len(header))
@@ -199,10 +226,12 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
             for dname in args.dtypes:
                 dtype = np.dtype(dname).type
                 peak = blas_peak(dtype, 256 if args.quick else 1536)
-                for shape in shapes:
-                    t = compare(shape, dtype, budget)
-                    gflops = flops(*shape) / t["bptt"] / 1e9
+                for cell, shape in ((c, sh) for c in args.cells for sh in shapes):
+                    t = compare(shape, dtype, budget, cell)
+                    T, B, I, H, O = shape
+                    gflops = flops(T, B, I, H, O, cell) / t["bptt"] / 1e9
                     row = {
+                        "cell": cell,
                         "threads": threads,
                         "dtype": dname,
                         "shape": list(shape),
@@ -214,7 +243,7 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
                     }
                     rows.append(row)
                     print(
-                        f"{threads:>7} {dname:>7} {shape!s:>24} {row['bptt_ms']:>9.3f} "
+                        f"{cell:>4} {threads:>7} {dname:>7} {shape!s:>24} {row['bptt_ms']:>9.3f} "
                         f"{row['torch_ms']:>9.3f} {row['ratio']:>6.2f} {gflops:>8.1f} "
                         f"{100 * gflops / peak:>6.0f}%",
                         flush=True,
