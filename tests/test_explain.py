@@ -53,8 +53,27 @@ def _one_step(rng: np.random.Generator) -> tuple[bptt.Sequential, np.ndarray, bp
     )
 
 
+def _gated(rng: np.random.Generator) -> tuple[bptt.Sequential, np.ndarray, bptt.Loss]:
+    layers = [bptt.GRU(3, 4, rng=rng), bptt.LSTM(4, 5, rng=rng), bptt.Last(), bptt.Dense(5, 2, rng=rng)]
+    lstm = layers[1]
+    assert isinstance(lstm, bptt.LSTM)
+    lstm.h0, lstm.c0 = rng.normal(size=(2, 5)), rng.normal(size=(2, 5))
+    return bptt.Sequential(layers), rng.normal(size=(4, 2, 3)), bptt.MSELoss()
+
+
+def _gated_no_bias(rng: np.random.Generator) -> tuple[bptt.Sequential, np.ndarray, bptt.Loss]:
+    layers = [
+        bptt.LSTM(2, 3, bias=False, rng=rng),
+        bptt.GRU(3, 3, bias=False, rng=rng),
+        bptt.Dense(3, 1, rng=rng),
+    ]
+    return bptt.Sequential(layers), rng.normal(size=(3, 1, 2)), bptt.BCEWithLogitsLoss()
+
+
 ARCHITECTURES: dict[str, Build] = {
     "seed": _seed,
+    "gated": _gated,
+    "gated without bias": _gated_no_bias,
     "adder": _adder,
     "stacked": _stacked,
     "many-to-one": _many_to_one,
@@ -172,3 +191,21 @@ def test_cli_bad_input(argv: list[str], capsys: pytest.CaptureFixture[str]) -> N
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_gated_cells_show_each_gates_share() -> None:
+    """LSTM and GRU explanations print the gate equations and each gate's part of δ."""
+    model, x, loss = _gated(np.random.default_rng(0))
+    text = str(bptt.explain(model, x, loss_fn=loss))
+    assert "n_1 = tanh(â_n + r ⊙ ĥ_n)" in text
+    assert "c2_1 = f ⊙ c2_0 + i ⊙ g" in text
+    assert "δc ⊙ g ⊙ i(1-i) | δc ⊙ c_{t-1} ⊙ f(1-f) | δc ⊙ i ⊙ (1-g²) | δh ⊙ tanh(c) ⊙ o(1-o)" in text
+    assert "δh_2 = ∂L/∂h_2 from its output + δh_3 ⊙ z_3 + δĥ_3 @ W_hhᵀ" in text
+    assert "exactly b_hn's own shape (4,) ✓" in text
+
+
+def test_explain_refuses_bidirectional() -> None:
+    """Bidirectional is not explained (yet): a clear TypeError rather than a partial derivation."""
+    model = bptt.Sequential([bptt.Bidirectional(bptt.GRU(2, 3, rng=0), rng=1)])
+    with pytest.raises(TypeError, match="covers RNN, LSTM, GRU"):
+        bptt.explain(model, np.zeros((2, 1, 2)))

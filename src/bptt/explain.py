@@ -17,10 +17,11 @@ from numpy.typing import NDArray
 
 from ._types import Array
 from ._validate import as_array, check_sequence
+from .explain_gated import gated_backward, gated_forward
 from .functional import ACTIVATIONS
 from .layers import Dense, Last, Layer, Sequential, _Elementwise
 from .losses import BCEWithLogitsLoss, CrossEntropyLoss, Loss, MSELoss
-from .recurrent import RNN
+from .recurrent import GRU, LSTM, RNN
 
 __all__ = ["Explanation", "GradientSum", "Line", "Mistake", "explain"]
 
@@ -172,6 +173,9 @@ def explain(
     if not isinstance(model, Layer):
         raise TypeError(f"explain: model must be a bptt layer or Sequential, got {model!r}")
     layers = list(model) if isinstance(model, Sequential) else [model]
+    for layer in layers:
+        if not isinstance(layer, (RNN, LSTM, GRU, Dense, Last, _Elementwise)):
+            raise TypeError(f"explain: covers RNN, LSTM, GRU, Dense, Last and activations, not {layer!r}")
     x = as_array(x, np.dtype(np.float64), "explain", "x")
     T, B, _ = check_sequence(x, "explain", "x", "(T, B, I)", None)
     loss_fn = loss_fn or MSELoss("sum")
@@ -240,7 +244,7 @@ def explain(
 
 def _names(layers: list[Layer]) -> list[str]:
     """A variable name for each layer's output: h (RNN), o (Dense), s (activation); numbered if repeated."""
-    base = {RNN: "h", Dense: "o"}
+    base = {RNN: "h", LSTM: "h", GRU: "h", Dense: "o"}
     counts: dict[str, int] = {}
     names: list[str] = []
     for layer in layers:
@@ -294,6 +298,8 @@ def _forward_lines(ex: Explanation, layer: Layer, u: str, v: str, xin: Array, ou
             act = f"{a}_{t}  (identity)" if layer.activation == "identity" else f"{layer.activation}({a}_{t})"
             ex.forward.append(Line(f"{v}_{t}", act, _s((B, H)), out[t - 1]))
             ex.identities.append((f"{v}_{t} = {layer.activation}({a}_{t})", f(at.copy()), out[t - 1]))
+    elif isinstance(layer, (LSTM, GRU)):
+        gated_forward(ex, layer, u, v, xin, out)
     elif isinstance(layer, Dense):
         W = layer.params["W"]
         rhs = f"{u}{t_} @ W" + (" + b" if layer.bias else "")
@@ -368,6 +374,8 @@ def _backward_lines(
         ex.backward.append(Line(f"δ{u}_{T}", f"δ{v}; δ{u}_t = 0 for t < {T}", _s(up.shape[1:]), grad_in))
     elif isinstance(layer, RNN):
         _rnn_backward(ex, layer, pre, u, v, xin, out, up, grad_in)
+    elif isinstance(layer, (LSTM, GRU)):
+        gated_backward(ex, layer, pre, u, v, xin, out, up, grad_in)
 
 
 def _rnn_backward(

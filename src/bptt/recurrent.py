@@ -363,6 +363,15 @@ class LSTM(_Recurrent):
         self.grad_h0, self.grad_c0 = dh_next, dc_next
         return self._weight_grads(hs[:-1], dz)
 
+    def forward_cache(self) -> dict[str, Array]:
+        """Copies of the last forward's per-step values: ``gates`` ``(T, B, 4H)`` (i, f, g, o after
+        their nonlinearities) and ``c`` ``(T+1, B, H)`` (``c[0] = c0``)."""
+        if self._x is None:
+            raise ShapeError("LSTM.forward_cache read before forward: run forward first")
+        T, B = self._x.shape[:2]
+        gates = self._work["gates"]
+        return {"gates": gates.reshape(T, B, -1).copy(), "c": self._work["cs"].copy()}
+
     @property
     def grad_a(self) -> Array:
         """``δz_t = ∂L/∂z_t`` of the packed gate pre-activations ``(T, B, 4H)`` after ``backward``."""
@@ -505,6 +514,32 @@ class GRU(_Recurrent):
         grad_x = dR2[:, : 2 * H] @ W_ih[:, : 2 * H].T
         grad_x += dn2 @ W_ih[:, 2 * H :].T
         return grad_x.reshape(T, B, I)
+
+    def forward_cache(self) -> dict[str, Array]:
+        """Copies of the last forward's per-step values: ``gates`` ``(T, B, 3H)`` (r, z, n after
+        their nonlinearities) and ``hn`` ``(T, B, H)``, the recurrent term ``h_{t-1} W_hn + b_hn``."""
+        if self._x is None:
+            raise ShapeError("GRU.forward_cache read before forward: run forward first")
+        T, B = self._x.shape[:2]
+        return {"gates": self._work["A"].reshape(T, B, -1).copy(), "hn": self._work["R"][:, :, 2].copy()}
+
+    @property
+    def grad_a(self) -> Array:
+        """δ of the input-side pre-activations ``x W_ih + b`` ``(T, B, 3H)``, ``[r̂ | ẑ | n̂]``."""
+        if self.grad_h0 is None:
+            raise ShapeError("GRU.grad_a read before backward: run forward and backward first")
+        dR, dn = self._work["dR"], self._work["dn"]
+        out = dR.copy()
+        out[:, :, 2] = dn
+        return out.reshape(dR.shape[0], dR.shape[1], -1)
+
+    @property
+    def grad_r(self) -> Array:
+        """δ of the recurrent pre-activations ``h W_hh (+ b_hn)`` ``(T, B, 3H)``: r̂, ẑ and ``δn̂ ⊙ r``."""
+        if self.grad_h0 is None:
+            raise ShapeError("GRU.grad_r read before backward: run forward and backward first")
+        dR = self._work["dR"]
+        return dR.reshape(dR.shape[0], dR.shape[1], -1).copy()
 
 
 class Bidirectional(Layer):
