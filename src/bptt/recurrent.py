@@ -73,6 +73,16 @@ class _Recurrent(_Weighted):
             "stateful": self.stateful,
         }
 
+    def state_after(self, step: int) -> dict[str, Array]:
+        """The states after ``step`` steps of the last forward (0: its initial states), keyed like
+        ``state_names`` so they can be set back: ``for k, v in s.items(): setattr(layer, k, v)``.
+
+        Truncated BPTT restarts a window from such a state, cut off from the graph before it."""
+        if self._x is None or not 0 <= step <= self._x.shape[0]:
+            raise ValueError(f"{type(self).__name__}.state_after: step must be in 0..T of the last forward")
+        buffers = {"h0": "hs", "c0": "cs"}
+        return {name: self._work[buffers[name]][step].copy() for name in self.state_names}
+
     def reset_state(self) -> None:
         """Forget the carried states: the next ``forward`` starts from zeros."""
         for state in self.state_names:
