@@ -140,10 +140,21 @@ def _train_settings(args: argparse.Namespace) -> dict[str, Any]:
     return {k: saved[k] for k in given}
 
 
+ADDITION_ONLY = ("bits", "preset", "plot", "checkpoint_every", "checkpoint", "resume")
+CHARLM_ONLY = ("text", "cell", "steps", "k1", "k2", "batch")
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
+    for name in ADDITION_ONLY if args.task == "charlm" else CHARLM_ONLY:
+        if getattr(args, name) not in (None, False):
+            flag = "--" + name.replace("_", "-")
+            raise UsageError(f"{flag} does not apply to --task {args.task}")
+    if args.task == "charlm":
+        return _train_charlm(args)
     from .io import save
     from .tasks.addition import PRESETS, Diverged, Interrupted, operand_width, train
 
+    args.out = args.out or DEFAULT_MODEL
     _writable(args.out, "--out")
     if args.plot:
         _require_matplotlib()
@@ -219,6 +230,97 @@ def _save_model(save: Any, model: Any, path: str, meta: dict[str, Any], extra: d
         save(model, path, meta=meta, extra=extra)
     except OSError as e:
         raise UsageError(f"cannot write {path!r}: {e.strerror or e}") from None
+
+
+def _train_charlm(args: argparse.Namespace) -> int:
+    from .io import save
+    from .tasks import charlm
+
+    args.out = args.out or "charlm.npz"
+    _writable(args.out, "--out")
+    try:
+        text = charlm.default_text() if args.text is None else charlm.load_text(args.text)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    cell: str = args.cell or "lstm"
+    k1: int = args.k1 or 25
+    k2: int = args.k2 or max(k1, 50)
+    if k2 < k1:
+        raise UsageError(f"--k2 {k2} must be at least --k1 {k1}")
+    options: dict[str, Any] = {
+        "cell": cell,
+        "steps": args.steps or 1500,
+        "batch": args.batch or 32,
+        "k1": k1,
+        "k2": k2,
+    }
+    bar = _progress(options["steps"], args.quiet)
+
+    def progress(step: int, loss: float, history: Any) -> None:
+        bar.update(1)
+        if history.check_step and history.check_step[-1] == step:
+            bar.set_postfix(loss=f"{loss:.3f}", held_out_bpc=f"{history.bpc[-1]:.3f}")
+
+    try:
+        model, vocab, history = charlm.train(
+            text, hidden=args.hidden or 128, seed=args.seed or 0, callback=progress, **options
+        )
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    bar.close()
+    steps_s = history.seconds / len(history.loss)
+    print(
+        f"trained {len(history.loss)} updates in {history.seconds:.1f} s ({1000 * steps_s:.1f} ms per update)"
+    )
+    meta = {"command": shlex.join(["bptt", *args.argv]), "task": "charlm", "vocab": vocab.chars, **options}
+    _save_model(save, model, args.out, meta, history.arrays())
+    print(f"saved {args.out}")
+    train_ids, held = charlm.split(vocab.encode(text))
+    rows = [
+        ("unigram, add-one smoothing", charlm.unigram_bpc(train_ids, held, len(vocab))),
+        ("bigram, add-one smoothing", charlm.bigram_bpc(train_ids, held, len(vocab))),
+        (f"bptt {cell.upper()} {args.hidden or 128}", history.bpc[-1]),
+    ]
+    width = max(len(n) for n, _ in rows)
+    print(f"{'held-out bits per character':<{width}}  bpc")
+    for name, value in rows:
+        print(f"{name:<{width}}  {value:.3f}")
+    return 0
+
+
+def _cmd_sample(args: argparse.Namespace) -> int:
+    from .io import read
+    from .tasks import charlm
+
+    try:
+        model, meta, _ = read(args.model)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    if meta.get("task") != "charlm" or not isinstance(meta.get("vocab"), str):
+        raise UsageError(f"--model {args.model!r} is not a character model (train one with --task charlm)")
+    try:
+        text = charlm.sample(
+            model,
+            charlm.Vocabulary(meta["vocab"]),
+            args.length,
+            temperature=args.temperature,
+            prime=args.prime,
+            rng=args.seed,
+        )
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    print(text)
+    return 0
+
+
+def _temperature(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive temperature, got {text!r}")
+    return value
 
 
 def _print_table(rows: list[tuple[str, float]]) -> int:
@@ -402,11 +504,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-torch", action="store_true", help="skip the PyTorch autograd column")
     p.set_defaults(func=_cmd_gradcheck)
 
-    p = sub.add_parser("train", help="train the binary-addition RNN and save it")
+    p = sub.add_parser("train", help="train the binary-addition RNN (or a character model) and save it")
+    p.add_argument("--task", choices=["addition", "charlm"], default="addition", help="what to learn")
     p.add_argument("--bits", type=_positive, default=None, help="operand bits (default 8)")
-    p.add_argument("--hidden", type=_positive, default=None, help="hidden units (default 16)")
+    p.add_argument("--hidden", type=_positive, default=None, help="hidden units (default 16; charlm 128)")
     p.add_argument("--seed", type=_seed, default=None, help="seed of everything random (default 0)")
-    p.add_argument("--out", default=DEFAULT_MODEL, help=f"model file to write (default {DEFAULT_MODEL})")
+    p.add_argument("--out", default=None, help=f"model file (default {DEFAULT_MODEL}; charlm: charlm.npz)")
     p.add_argument("--preset", choices=["default", "classic"], default=None, help="training recipe (default)")
     p.add_argument("--plot", metavar="PATH", help="also draw loss and accuracy curves to a PNG")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -417,7 +520,27 @@ def build_parser() -> argparse.ArgumentParser:
         help="checkpoint file (default: --out's name + .ckpt.npz); Ctrl-C writes it too",
     )
     p.add_argument("--resume", metavar="CKPT", help="continue from a checkpoint, bit for bit")
+    p.add_argument("--text", metavar="FILE", help="charlm: UTF-8 training text (default: the shipped corpus)")
+    p.add_argument(
+        "--cell", choices=["rnn", "lstm"], default=None, help="charlm: recurrent cell (default lstm)"
+    )
+    p.add_argument("--steps", type=_positive, default=None, help="charlm: updates (default 1500)")
+    p.add_argument("--batch", type=_positive, default=None, help="charlm: parallel streams (default 32)")
+    p.add_argument(
+        "--k1", type=_positive, default=None, help="charlm: update every k1 characters (default 25)"
+    )
+    p.add_argument(
+        "--k2", type=_positive, default=None, help="charlm: backpropagate k2 characters (default 50)"
+    )
     p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("sample", help="write text with a character model")
+    p.add_argument("--model", default="charlm.npz", help="a model from `bptt train --task charlm`")
+    p.add_argument("--length", type=_positive, default=300, help="characters to write (default 300)")
+    p.add_argument("--temperature", type=_temperature, default=0.8, help="sampling temperature (default 0.8)")
+    p.add_argument("--prime", default="", help="text to start from")
+    p.add_argument("--seed", type=_seed, default=0, help="seed of the sampling (default 0)")
+    p.set_defaults(func=_cmd_sample)
 
     model_help = f"model file (default ./{DEFAULT_MODEL} if present, else the shipped adder)"
     p = sub.add_parser("add", help="add two numbers with the RNN")

@@ -1,5 +1,5 @@
 """Tasks bptt ships: data, training recipes and evaluation for one problem each."""
 
-from . import addition
+from . import addition, charlm
 
-__all__ = ["addition"]
+__all__ = ["addition", "charlm"]

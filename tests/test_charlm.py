@@ -1,0 +1,172 @@
+"""The character language model: text loading, baselines, training, saving and sampling."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from itertools import pairwise
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import bptt
+from bptt.cli import main
+from bptt.tasks import charlm
+
+TEXT = "the cat sat on the mat. the dog sat on the log. " * 12
+
+
+def test_the_default_corpus_ships() -> None:
+    """A self-written English corpus of about 30,000 ASCII characters ships with the package."""
+    text = charlm.default_text()
+    assert len(text) > 28_000 and text.isascii()
+    assert text.startswith("Small Essays for a Character Model")
+
+
+@pytest.mark.parametrize(
+    "content, words",
+    [
+        (None, "does not exist"),
+        (b"", "empty"),
+        (b"   \n\n", "empty"),
+        (b"abc\x00def" * 40, "binary"),
+        (b"caf\xe9 au lait " * 20, "not UTF-8"),
+        (b"too short", "at least 100"),
+    ],
+)
+def test_load_text_refuses_what_is_not_text(tmp_path: Path, content: bytes | None, words: str) -> None:
+    """Missing, empty, binary, non-UTF-8 or tiny files are refused with what was expected."""
+    path = tmp_path / "t.txt"
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(ValueError, match=words):
+        charlm.load_text(path)
+    with pytest.raises(ValueError, match="directory"):
+        charlm.load_text(tmp_path)
+
+
+def test_vocabulary_round_trip() -> None:
+    """encode then decode gives the text back; unknown characters are named."""
+    vocab = charlm.Vocabulary.of(TEXT)
+    assert vocab.decode(vocab.encode(TEXT)) == TEXT
+    assert len(vocab) == len(set(TEXT))
+    with pytest.raises(ValueError, match="'Z'"):
+        vocab.encode("the Z")
+
+
+def test_one_hot_slices_time() -> None:
+    """OneHot[s:e] is the one-hot encoding of ids[s:e], shape (t, B, V)."""
+    ids = np.array([[0, 2], [1, 1], [2, 0]])
+    x = charlm.OneHot(ids, 3)
+    assert len(x) == 3
+    np.testing.assert_array_equal(x[1:3], np.eye(3)[ids[1:3]])
+
+
+def test_baselines_match_counting_by_hand() -> None:
+    """Unigram and bigram bpc with add-one smoothing, recomputed here with plain Counters."""
+    vocab = charlm.Vocabulary.of(TEXT)
+    ids = vocab.encode(TEXT)
+    train, held = charlm.split(ids)
+    V = len(vocab)
+    uni = Counter(train.tolist())
+    expected_uni = -np.mean([math.log2((uni[c] + 1) / (len(train) + V)) for c in held])
+    pairs = Counter(pairwise(train.tolist()))
+    firsts = Counter(train[:-1].tolist())
+    expected_bi = -np.mean(
+        [math.log2((pairs[(a, b)] + 1) / (firsts[a] + V)) for a, b in pairwise(held.tolist())]
+    )
+    assert charlm.unigram_bpc(train, held, V) == pytest.approx(expected_uni, rel=1e-12)
+    assert charlm.bigram_bpc(train, held, V) == pytest.approx(expected_bi, rel=1e-12)
+
+
+def test_bpc_of_a_model_equals_its_cross_entropy() -> None:
+    """bpc is the mean negative log2-probability of each next character, computed in one pass."""
+    vocab = charlm.Vocabulary.of(TEXT)
+    ids = vocab.encode(TEXT[:200])
+    model = charlm.build_model(len(vocab), 8, "rnn", np.random.default_rng(0))
+    logits = model.forward(charlm.OneHot(ids[:-1, None], len(vocab))[:])[:, 0]  # (T, V)
+    logp = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+    expected = -logp[np.arange(len(ids) - 1), ids[1:]].mean() / math.log(2)
+    assert charlm.bpc(model, ids, len(vocab), chunk=37) == pytest.approx(expected, rel=1e-12)
+
+
+def _tiny(seed: int = 0) -> tuple[bptt.Sequential, charlm.Vocabulary, charlm.CharHistory]:
+    return charlm.train(TEXT, cell="lstm", hidden=12, steps=12, batch=4, k1=5, k2=9, check_every=6, seed=seed)
+
+
+def test_training_is_deterministic_and_learns() -> None:
+    """The same seed gives bit-identical weights; the training loss falls."""
+    a, _, history = _tiny()
+    b, _, _ = _tiny()
+    for k, v in a.params.items():
+        assert np.array_equal(v, b.params[k]), k
+    assert len(history.loss) == 12 and history.check_step == [6, 12] and len(history.bpc) == 2
+    assert np.mean(history.loss[-3:]) < np.mean(history.loss[:3])
+
+
+def test_sample_is_seeded_and_starts_with_the_prime() -> None:
+    """Sampling is reproducible for a seed, keeps the prime, and writes only known characters."""
+    model, vocab, _ = _tiny()
+    one = charlm.sample(model, vocab, 40, temperature=0.7, prime="the ", rng=3)
+    two = charlm.sample(model, vocab, 40, temperature=0.7, prime="the ", rng=3)
+    assert one == two and one.startswith("the ") and len(one) == 44
+    assert set(one) <= set(vocab.chars)
+    with pytest.raises(ValueError, match="temperature"):
+        charlm.sample(model, vocab, 5, temperature=0.0)
+
+
+def test_save_load_sample_round_trip(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`bptt train --task charlm` then `bptt sample` prints what sampling the saved model gives."""
+    text = tmp_path / "t.txt"
+    text.write_text(TEXT)
+    out = tmp_path / "c.npz"
+    argv = ["train", "--task", "charlm", "--text", str(text), "--steps", "8", "--hidden", "10"]
+    assert main([*argv, "--batch", "4", "--k1", "5", "--k2", "7", "--quiet", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "bigram, add-one smoothing" in printed and "bptt LSTM 10" in printed
+    assert main(["sample", "--model", str(out), "--length", "30", "--prime", "the ", "--seed", "4"]) == 0
+    sampled = capsys.readouterr().out.rstrip("\n")
+    model, meta, _ = bptt.io.read(out)
+    assert sampled == charlm.sample(
+        model, charlm.Vocabulary(meta["vocab"]), 30, temperature=0.8, prime="the ", rng=4
+    )
+
+
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (["train", "--task", "charlm", "--text", "missing.txt"], "does not exist"),
+        (["train", "--task", "charlm", "--k1", "9", "--k2", "3"], "--k2 3 must be at least --k1 9"),
+        (["train", "--task", "charlm", "--bits", "3"], "--bits does not apply"),
+        (["train", "--cell", "lstm"], "--cell does not apply"),
+        (["sample", "--model", "missing.npz"], "does not exist"),
+        (["sample", "--model", str(bptt.cli.shipped_model())], "not a character model"),
+        (["sample", "--temperature", "0"], "positive temperature"),
+    ],
+)
+def test_cli_bad_input(
+    argv: list[str],
+    words: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Bad values exit 2 with one line that says what was expected."""
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and words in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("content", [b"", b"\x00\x01\x02" * 50, b"\xff\xfe" * 80])
+def test_cli_refuses_bad_text_files(
+    content: bytes, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An empty, binary or non-UTF-8 --text file: exit 2, one line, nothing written."""
+    path = tmp_path / "bad.txt"
+    path.write_bytes(content)
+    out = tmp_path / "c.npz"
+    assert main(["train", "--task", "charlm", "--text", str(path), "--out", str(out)]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
+    assert not out.exists()
