@@ -71,3 +71,10 @@ def test_addition_vs_torch_runs(capsys: pytest.CaptureFixture[str]) -> None:
     _script("addition_vs_torch").main(["--seeds", "1"])
     printed = capsys.readouterr().out
     assert "bptt" in printed and "torch" in printed and "ratio" in printed
+
+
+def test_charlm_vs_torch_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    """The character-model comparison prints both engines' bpc and time per update."""
+    _script("charlm_vs_torch").main(["--steps", "3", "--hidden", "8", "--batch", "4"])
+    printed = capsys.readouterr().out
+    assert "bigram, add-one smoothing" in printed and "torch LSTM 8" in printed and "bptt / torch" in printed

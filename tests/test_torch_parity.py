@@ -1,6 +1,6 @@
 """PyTorch autograd as the oracle for every backward pass in the core.
 
-Four parts:
+Five parts:
 
 1. The seed's own two-step example (input 8, hidden 16, output 8, torch seed 0), checked against
    torch autograd and against the hand-derived BPTT formulas written out in NumPy.
@@ -8,6 +8,9 @@ Four parts:
 3. An independent check that never touches ``bptt.oracle``: ``RNN`` against ``torch.nn.RNN`` and
    ``Dense`` against ``torch.nn.Linear``. It also verifies the oracle itself.
 4. Contract properties against torch: backward twice, and float32 layers.
+5. LSTM, GRU, stacks of them and Bidirectional: a sweep against the oracle, and each cell against
+   ``torch.nn.LSTM``/``nn.GRU``/``nn.RNN`` (also bidirectional) with weights copied by hand here,
+   never through ``bptt.bridge``, which checks the oracle's step-by-step LSTM and GRU too.
 """
 
 from __future__ import annotations
@@ -22,8 +25,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bptt import (
+    GRU,
+    LSTM,
     RNN,
     BCEWithLogitsLoss,
+    Bidirectional,
     CrossEntropyLoss,
     Dense,
     Last,
@@ -54,6 +60,22 @@ def assert_close(got: Any, ref: Any, what: str, rtol: float = RTOL, atol_scale: 
 def rnn_indices(model: Sequential) -> list[int]:
     """Positions of the RNN layers in ``model``."""
     return [i for i, layer in enumerate(model) if isinstance(layer, RNN)]
+
+
+STATE_NAMES = {RNN: ("h0",), GRU: ("h0",), LSTM: ("h0", "c0")}
+
+
+def state_grads(model: Layer, prefix: str = "") -> dict[str, np.ndarray]:
+    """``grad_h0``/``grad_c0`` of every recurrent layer, keyed ``"{i}.h0"``, ``"{i}.fwd.c0"``, ..."""
+    if isinstance(model, Sequential):
+        return {k: v for i, layer in enumerate(model) for k, v in state_grads(layer, f"{prefix}{i}.").items()}
+    if isinstance(model, Bidirectional):
+        return {
+            **state_grads(model.forward_layer, f"{prefix}fwd."),
+            **state_grads(model.backward_layer, f"{prefix}bwd."),
+        }
+    names = STATE_NAMES.get(type(model), ())  # type: ignore[call-overload]
+    return {f"{prefix}{name}": getattr(model, f"grad_{name}") for name in names}
 
 
 # --------------------------------------------------------------------------------------------
@@ -231,6 +253,13 @@ def random_case(seed: int) -> Case:
         if rng.random() < 0.4:
             layers.append(ELEMENTWISE[int(rng.integers(3))]())
             words.append(type(layers[-1]).__name__)
+    return finish_case(rng, layers, words, features, T, B, I)
+
+
+def finish_case(
+    rng: np.random.Generator, layers: list[Layer], words: list[str], features: int, T: int, B: int, I: int
+) -> Case:
+    """Add a Dense head (with ``Last`` before, after or nowhere), then draw a loss, target, mask and x."""
     last = int(rng.integers(3))  # 0: none, 1: before the Dense head, 2: after it
     if last == 1:
         layers.append(Last())
@@ -262,15 +291,15 @@ def random_case(seed: int) -> Case:
 
 
 def assert_matches_oracle(model: Sequential, grad_x: np.ndarray, ref: dict[str, Any], desc: str) -> None:
-    """Every parameter gradient, grad_x and every RNN's grad_h0 agree with the oracle."""
-    hs = rnn_indices(model)
-    assert set(ref) == {"y", "loss", "x", *model.params, *(f"{i}.h0" for i in hs)}, desc
+    """Every parameter gradient, grad_x and every recurrent layer's grad_h0/grad_c0 agree with the oracle."""
+    states = state_grads(model)
+    assert set(ref) == {"y", "loss", "x", *model.params, *states}, desc
     for name, g in model.grads.items():
         assert g.shape == model.params[name].shape, f"{desc}: {name}"
         assert_close(g, ref[name], f"{desc}: grad {name}")
     assert_close(grad_x, ref["x"], f"{desc}: grad_x")
-    for i in hs:
-        assert_close(model[i].grad_h0, ref[f"{i}.h0"], f"{desc}: grad_h0 of layer {i}")  # type: ignore[attr-defined]
+    for name, g in states.items():
+        assert_close(g, ref[name], f"{desc}: grad of initial state {name}")
 
 
 SWEEP_SEEDS = range(128)
@@ -526,3 +555,220 @@ def test_float32_model_agrees_with_float64_torch(T: int, B: int) -> None:
     for i in (0, 2):
         assert model[i].grad_h0.dtype == np.float32  # type: ignore[attr-defined]
         assert_close(model[i].grad_h0, ref[f"{i}.h0"], f"float32 grad_h0 {i}", rtol=1e-4, atol_scale=1e-5)  # type: ignore[attr-defined]
+
+
+# --------------------------------------------------------------------------------------------
+# 5. LSTM, GRU, stacks and Bidirectional
+# --------------------------------------------------------------------------------------------
+
+CELLS = ("LSTM", "GRU", "RNN")
+
+
+def random_cell(kind: str, I: int, H: int, bias: bool, rng: np.random.Generator) -> RNN | LSTM | GRU:
+    """An LSTM, a GRU or an RNN with a random activation."""
+    if kind == "LSTM":
+        return LSTM(I, H, bias=bias, rng=rng)
+    if kind == "GRU":
+        return GRU(I, H, bias=bias, rng=rng)
+    return RNN(I, H, activation=str(rng.choice(ACTIVATIONS)), bias=bias, rng=rng)
+
+
+def directions(layer: Layer) -> list[Any]:
+    """The cells of a recurrent layer: itself, or a Bidirectional's forward and backward layers."""
+    return [layer.forward_layer, layer.backward_layer] if isinstance(layer, Bidirectional) else [layer]
+
+
+def give_states(layer: Layer, B: int, rng: np.random.Generator) -> list[str]:
+    """Set each initial state of each direction with probability 1/2; name the ones set."""
+    given = []
+    for d, cell in zip(("fwd", "bwd"), directions(layer), strict=False):
+        for name in STATE_NAMES[type(cell)]:
+            if rng.random() < 0.5:
+                setattr(cell, name, rng.normal(size=(B, cell.hidden_size)))
+                given.append(f"{d}.{name}")
+    return given
+
+
+def random_gated_case(seed: int) -> Case:
+    """One configuration: depth alternates 1, 2; the first cell cycles LSTM, GRU, RNN; then Bidirectional."""
+    rng = np.random.default_rng([2025, seed])
+    T, B, I = int(rng.integers(1, 7)), int(rng.integers(1, 5)), int(rng.integers(1, 6))
+    layers: list[Layer] = []
+    words = [f"T={T} B={B} I={I}"]
+    features = I
+    for k in range(1 + seed % 2):
+        kind = CELLS[(seed // 2) % 3] if k == 0 else str(rng.choice(CELLS))
+        bi = (seed // 6) % 2 == 1 if k == 0 else bool(rng.integers(2))
+        H, bias = int(rng.integers(1, 6)), bool(rng.integers(2))
+        cell = random_cell(kind, features, H, bias, rng)
+        layer: Layer = Bidirectional(cell, rng=rng) if bi else cell
+        given = give_states(layer, B, rng)
+        layers.append(layer)
+        words.append(f"{'Bi-' if bi else ''}{cell!r} states={given}")
+        features = 2 * H if bi else H
+        if rng.random() < 0.3:
+            layers.append(ELEMENTWISE[int(rng.integers(3))]())
+            words.append(type(layers[-1]).__name__)
+    return finish_case(rng, layers, words, features, T, B, I)
+
+
+GATED_SEEDS = range(72)
+
+
+@pytest.mark.parametrize("seed", GATED_SEEDS, ids=lambda s: f"gated{s}")
+def test_gated_sweep_with_loss_matches_oracle(seed: int) -> None:
+    """LSTM/GRU/stacked/Bidirectional: outputs, loss, grads, grad_x, grad_h0 and grad_c0 match autograd."""
+    c = random_gated_case(seed)
+    ref = torch_gradients(c.model, c.x, loss_fn=c.loss_fn, target=c.target, mask=c.mask)
+    y = c.model.forward(c.x)
+    assert_close(y, ref["y"], f"{c.desc}: output")
+    loss, grad = c.loss_fn(y, c.target, c.mask)
+    assert_close(loss, ref["loss"], f"{c.desc}: loss")
+    grad_x = c.model.backward(grad)
+    assert_matches_oracle(c.model, grad_x, ref, c.desc)
+
+
+@pytest.mark.parametrize("seed", GATED_SEEDS, ids=lambda s: f"gated{s}")
+def test_gated_sweep_with_upstream_gradient_matches_oracle(seed: int) -> None:
+    """LSTM/GRU/stacked/Bidirectional with a random upstream grad_y: every gradient matches autograd."""
+    c = random_gated_case(seed)
+    y = c.model.forward(c.x)
+    grad_y = np.random.default_rng([8, seed]).normal(size=y.shape)
+    ref = torch_gradients(c.model, c.x, grad_y=grad_y)
+    assert_close(y, ref["y"], f"{c.desc}: output")
+    grad_x = c.model.backward(grad_y)
+    assert_matches_oracle(c.model, grad_x, ref, c.desc)
+
+
+def test_gated_sweep_covers_every_option() -> None:
+    """The gated sweep holds every cell alone, bidirectional and stacked, with and without states."""
+    seen: set[str] = set()
+    for seed in GATED_SEEDS:
+        c = random_gated_case(seed)
+        rec = [layer for layer in c.model if isinstance(layer, (RNN, LSTM, GRU, Bidirectional))]
+        seen |= {f"depth:{len(rec)}", f"T:{c.x.shape[0]}", f"B:{c.x.shape[1]}", f"mask:{c.mask is not None}"}
+        seen.add("stack:" + "-".join(type(directions(la)[0]).__name__ for la in rec))
+        for layer in rec:
+            bi = "Bi-" if isinstance(layer, Bidirectional) else ""
+            for d, cell in zip(("fwd", "bwd"), directions(layer), strict=False):
+                kind = f"{bi}{type(cell).__name__}"
+                seen |= {f"cell:{kind}", f"bias:{kind}:{cell.bias}"}
+                seen |= {
+                    f"state:{kind}:{d}.{n}:{getattr(cell, n) is not None}" for n in STATE_NAMES[type(cell)]
+                }
+    kinds = [f"{bi}{k}" for bi in ("", "Bi-") for k in CELLS]
+    expected = {f"cell:{k}" for k in kinds} | {f"bias:{k}:{b}" for k in kinds for b in (True, False)}
+    expected |= {"depth:1", "depth:2", "mask:True", "mask:False", "T:1", "B:1"}
+    expected |= {f"stack:{a}-{b}" for a in ("LSTM", "GRU") for b in ("LSTM", "GRU")}
+    for k in kinds:
+        names = ("h0", "c0") if k.endswith("LSTM") else ("h0",)
+        dirs = ("fwd", "bwd") if k.startswith("Bi-") else ("fwd",)
+        expected |= {f"state:{k}:{d}.{n}:{g}" for d in dirs for n in names for g in (True, False)}
+    assert expected <= seen, sorted(expected - seen)
+    assert len(GATED_SEEDS) >= 60
+
+
+# Independent of bptt.oracle and bptt.bridge: torch.nn's own LSTM, GRU and RNN.
+
+NN_CLASSES = {LSTM: torch.nn.LSTM, GRU: torch.nn.GRU, RNN: torch.nn.RNN}
+
+
+def copy_into_nn(net: Any, suffix: str, cell: Any, rng: np.random.Generator) -> None:
+    """One direction's weights into ``net``; the bias is split at random between bias_ih and bias_hh."""
+    H = cell.hidden_size
+    with torch.no_grad():
+        getattr(net, f"weight_ih_{suffix}").copy_(torch.from_numpy(cell.params["W_ih"].T))
+        getattr(net, f"weight_hh_{suffix}").copy_(torch.from_numpy(cell.params["W_hh"].T))
+        if not cell.bias:
+            return
+        split = rng.normal(size=cell.params["b"].shape)  # b = bias_ih + bias_hh
+        if isinstance(cell, GRU):
+            split[2 * H :] = 0.0  # n's recurrent bias sits inside the reset gate: it is b_hn
+        getattr(net, f"bias_ih_{suffix}").copy_(torch.from_numpy(cell.params["b"] - split))
+        bias_hh = torch.from_numpy(split)
+        if isinstance(cell, GRU):
+            bias_hh[2 * H :] = torch.from_numpy(cell.params["b_hn"])
+        getattr(net, f"bias_hh_{suffix}").copy_(bias_hh)
+
+
+def nn_stack_reference(
+    model: Sequential, x: np.ndarray, grad_y: np.ndarray, rng: np.random.Generator
+) -> dict[str, np.ndarray]:
+    """``model`` (L layers of one cell kind) as one ``torch.nn`` module with ``num_layers=L``; autograd."""
+    first = directions(model[0])[0]
+    D, L, B = len(directions(model[0])), len(model), x.shape[1]
+    extra = {"nonlinearity": first.activation} if isinstance(first, RNN) else {}
+    net = NN_CLASSES[type(first)](
+        first.input_size,
+        first.hidden_size,
+        num_layers=L,
+        bias=first.bias,
+        bidirectional=D == 2,
+        dtype=torch.float64,
+        **extra,
+    )
+    cells = [(k, d, cell) for k, layer in enumerate(model) for d, cell in enumerate(directions(layer))]
+    for k, d, cell in cells:
+        copy_into_nn(net, f"l{k}" + ("_reverse" if d else ""), cell, rng)
+    states = {
+        name: torch.tensor(
+            np.stack([cell.initial_state(B, name) for _, _, cell in cells]), requires_grad=True
+        )
+        for name in STATE_NAMES[type(first)]
+    }
+    xt = torch.tensor(x, requires_grad=True)
+    out, _ = net(xt, (states["h0"], states["c0"]) if isinstance(first, LSTM) else states["h0"])
+    out.backward(torch.from_numpy(grad_y))
+    ref = {"y": out.detach().numpy(), "x": xt.grad.numpy()}
+    for k, d, cell in cells:
+        key, suffix = f"{k}." + ("" if D == 1 else ("fwd.", "bwd.")[d]), f"l{k}" + ("_reverse" if d else "")
+        ref[key + "W_ih"] = getattr(net, f"weight_ih_{suffix}").grad.numpy().T
+        ref[key + "W_hh"] = getattr(net, f"weight_hh_{suffix}").grad.numpy().T
+        if cell.bias:
+            ref[key + "b"] = getattr(net, f"bias_ih_{suffix}").grad.numpy()
+        if cell.bias and isinstance(cell, GRU):
+            ref[key + "b_hn"] = getattr(net, f"bias_hh_{suffix}").grad.numpy()[2 * cell.hidden_size :]
+        for name, s in states.items():
+            ref[key + name] = s.grad.numpy()[k * D + d]
+    return ref
+
+
+GATED_SHAPES = [(1, 1, 1, 1), (1, 3, 2, 4), (5, 1, 3, 2), (4, 3, 4, 5)]
+
+
+@pytest.mark.parametrize("T,B,I,H", GATED_SHAPES)
+@pytest.mark.parametrize("bias", [True, False], ids=["bias", "nobias"])
+@pytest.mark.parametrize("depth", [1, 2])
+@pytest.mark.parametrize("bidirectional", [False, True], ids=["uni", "bi"])
+@pytest.mark.parametrize("kind", ["LSTM", "GRU", "RNN"])
+def test_gated_layers_and_oracle_match_torch_nn(
+    kind: str, bidirectional: bool, depth: int, bias: bool, T: int, B: int, I: int, H: int
+) -> None:
+    """bptt and the oracle both equal torch.nn.LSTM/GRU/RNN (num_layers, bidirectional, states)."""
+    rng = np.random.default_rng([T, B, I, H, bias, depth, bidirectional, len(kind)])
+    layers: list[Layer] = []
+    activation = str(rng.choice(["tanh", "relu"]))  # torch.nn.RNN: one nonlinearity for all layers
+    for k in range(depth):
+        features = I if k == 0 else H * (2 if bidirectional else 1)
+        cell = random_cell(kind, features, H, bias, rng)
+        if isinstance(cell, RNN):
+            cell.activation = activation
+        layers.append(Bidirectional(cell, rng=rng) if bidirectional else cell)
+        for c in directions(layers[-1]):
+            for name in STATE_NAMES[type(c)]:
+                setattr(c, name, rng.normal(size=(B, H)))
+    model = Sequential(layers)
+    x = rng.normal(size=(T, B, I))
+    grad_y = rng.normal(size=(T, B, H * (2 if bidirectional else 1)))
+    ref = nn_stack_reference(model, x, grad_y, rng)
+    y = model.forward(x)
+    grad_x = model.backward(grad_y)
+    states = state_grads(model)
+    assert set(ref) == {"y", "x", *model.grads, *states}
+    assert_close(y, ref["y"], "output")
+    assert_close(grad_x, ref["x"], "grad_x")
+    for name, g in {**model.grads, **states}.items():
+        assert_close(g, ref[name], f"bptt {name}")
+    oracle = torch_gradients(model, x, grad_y=grad_y)
+    for name, want in ref.items():
+        assert_close(oracle[name], want, f"oracle {name}")

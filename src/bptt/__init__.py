@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from . import functional, optim
 from ._version import __version__
+from .bridge import from_torch, to_torch
 from .errors import ShapeError
 from .explain import Explanation, explain
 from .gradcheck import GradcheckReport, gradcheck
@@ -38,9 +39,11 @@ __all__ = [
     "__version__",
     "clip_grad_norm",
     "explain",
+    "from_torch",
     "functional",
     "gradcheck",
     "load",
     "optim",
     "save",
+    "to_torch",
 ]

@@ -189,10 +189,12 @@ def gated_backward(
         dh_next = dh
     h_0_grad = d_rec[0] @ W_hh.T + (dh_next * gates[0][:, H : 2 * H] if isinstance(layer, GRU) else 0.0)
     ex.backward.append(Line(f"δ{v}_0", "(the same rule, one step before the first)", bh, h_0_grad))
+    assert layer.grad_h0 is not None
     ex.identities.append(("δh_0", h_0_grad, layer.grad_h0))
     if isinstance(layer, LSTM):
         dc0 = dc_next * gates[0][:, H : 2 * H]
         ex.backward.append(Line(f"δc{sfx}_0", f"δc{sfx}_1 ⊙ f_1", bh, dc0))
+        assert layer.grad_c0 is not None
         ex.identities.append(("δc_0 = δc_1 ⊙ f_1", dc0, layer.grad_c0))
     ex.backward.append(
         Line(

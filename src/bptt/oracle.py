@@ -7,6 +7,7 @@ and CLI dependency, never a runtime one.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -14,7 +15,7 @@ from numpy.typing import NDArray
 
 from .layers import Dense, Last, Layer, ReLU, Sequential, Sigmoid, Tanh
 from .losses import BCEWithLogitsLoss, CrossEntropyLoss, Loss, MSELoss
-from .recurrent import RNN
+from .recurrent import GRU, LSTM, RNN, Bidirectional
 
 __all__ = ["torch_gradients"]
 
@@ -36,12 +37,13 @@ def torch_gradients(
     Returns
     -------
     dict with ``"y"`` (the output), ``"loss"`` (float or None), ``"x"`` (dL/dx),
-    each parameter's gradient keyed like ``model.params``, and ``"{i}.h0"`` for every RNN.
+    each parameter's gradient keyed like ``model.params``, and every recurrent layer's initial
+    states keyed as ``bptt.gradcheck`` names them: ``"{i}.h0"`` (and ``"{i}.c0"`` for an LSTM),
+    ``"{i}.fwd.h0"`` and ``"{i}.bwd.h0"`` inside a ``Bidirectional`` (no ``"{i}."`` when ``model``
+    is a single layer). A state that is ``None`` is differentiated at zeros.
     """
     import torch
 
-    layers = list(model) if isinstance(model, Sequential) else [model]
-    prefix = (lambda i: f"{i}.") if isinstance(model, Sequential) else (lambda i: "")
     leaves: dict[str, Any] = {}
 
     def leaf(name: str, a: NDArray[Any]) -> Any:
@@ -49,19 +51,11 @@ def torch_gradients(
         return leaves[name]
 
     h = leaf("x", x)
-    for i, layer in enumerate(layers):
-        p = {k: leaf(prefix(i) + k, v) for k, v in layer.params.items()}
-        if isinstance(layer, RNN):
-            h0 = layer.initial_state(h.shape[1])
-            h = _rnn(torch, h, p, leaf(f"{prefix(i)}h0", h0), layer.activation)
-        elif isinstance(layer, Dense):
-            h = h @ p["W"] + p["b"] if "b" in p else h @ p["W"]
-        elif isinstance(layer, (Sigmoid, Tanh, ReLU)):
-            h = _ACT[layer.activation](torch, h)
-        elif isinstance(layer, Last):
-            h = h[-1:]
-        else:
-            raise TypeError(f"torch_gradients: no torch form for {type(layer).__name__}")
+    if isinstance(model, Sequential):
+        for i, layer in enumerate(model):
+            h = _layer(torch, layer, h, f"{i}.", leaf)
+    else:
+        h = _layer(torch, model, h, "", leaf)
     loss = None
     if loss_fn is not None:
         loss = _loss(torch, loss_fn, h, target, mask)
@@ -80,6 +74,32 @@ _ACT = {
     "identity": lambda torch, z: z,
 }
 
+Leaf = Callable[[str, NDArray[Any]], Any]
+
+
+def _layer(torch: Any, layer: Layer, h: Any, prefix: str, leaf: Leaf) -> Any:
+    """``layer``'s forward pass on the tensor ``h (T, B, F)``; its params and states become leaves."""
+    if isinstance(layer, Bidirectional):
+        ahead = _layer(torch, layer.forward_layer, h, f"{prefix}fwd.", leaf)
+        behind = _layer(torch, layer.backward_layer, h.flip(0), f"{prefix}bwd.", leaf).flip(0)
+        return torch.cat([ahead, behind], dim=2)  # (T, B, 2H)
+    p = {k: leaf(prefix + k, v) for k, v in layer.params.items()}
+    if isinstance(layer, (RNN, LSTM, GRU)):
+        B = h.shape[1]
+        states = [leaf(prefix + name, layer.initial_state(B, name)) for name in layer.state_names]
+        if isinstance(layer, RNN):
+            return _rnn(torch, h, p, states[0], layer.activation)
+        if isinstance(layer, LSTM):
+            return _lstm(torch, h, p, states[0], states[1])
+        return _gru(torch, h, p, states[0])
+    if isinstance(layer, Dense):
+        return h @ p["W"] + p["b"] if "b" in p else h @ p["W"]
+    if isinstance(layer, (Sigmoid, Tanh, ReLU)):
+        return _ACT[layer.activation](torch, h)
+    if isinstance(layer, Last):
+        return h[-1:]
+    raise TypeError(f"torch_gradients: no torch form for {type(layer).__name__}")
+
 
 def _rnn(torch: Any, x: Any, p: dict[str, Any], h: Any, activation: str) -> Any:
     """``h_t = act(x_t W_ih + h_{t-1} W_hh + b)`` one step at a time; autograd does BPTT."""
@@ -87,6 +107,39 @@ def _rnn(torch: Any, x: Any, p: dict[str, Any], h: Any, activation: str) -> Any:
     for t in range(x.shape[0]):
         a = x[t] @ p["W_ih"] + h @ p["W_hh"]
         h = _ACT[activation](torch, a + p["b"] if "b" in p else a)
+        hs.append(h)
+    return torch.stack(hs)
+
+
+def _lstm(torch: Any, x: Any, p: dict[str, Any], h: Any, c: Any) -> Any:
+    """PyTorch's LSTM equations, gates packed ``[i | f | g | o]``, one step at a time."""
+    H = h.shape[1]
+    hs = []
+    for t in range(x.shape[0]):
+        z = x[t] @ p["W_ih"] + h @ p["W_hh"]
+        if "b" in p:
+            z = z + p["b"]
+        i, f = torch.sigmoid(z[:, :H]), torch.sigmoid(z[:, H : 2 * H])
+        g, o = torch.tanh(z[:, 2 * H : 3 * H]), torch.sigmoid(z[:, 3 * H :])
+        c = f * c + i * g
+        h = o * torch.tanh(c)
+        hs.append(h)
+    return torch.stack(hs)
+
+
+def _gru(torch: Any, x: Any, p: dict[str, Any], h: Any) -> Any:
+    """PyTorch's GRU equations, gates packed ``[r | z | n]``; the reset gate scales ``h W_hn + b_hn``."""
+    H = h.shape[1]
+    hs = []
+    for t in range(x.shape[0]):
+        a, rec = x[t] @ p["W_ih"], h @ p["W_hh"]
+        if "b" in p:
+            a = a + p["b"]
+        rec_n = rec[:, 2 * H :] + p["b_hn"] if "b_hn" in p else rec[:, 2 * H :]
+        r = torch.sigmoid(a[:, :H] + rec[:, :H])
+        z = torch.sigmoid(a[:, H : 2 * H] + rec[:, H : 2 * H])
+        n = torch.tanh(a[:, 2 * H :] + r * rec_n)
+        h = (1.0 - z) * n + z * h
         hs.append(h)
     return torch.stack(hs)
 

@@ -615,6 +615,7 @@ class Bidirectional(Layer):
 
     def forward(self, x: Array) -> Array:
         """``x (T, B, I) -> y (T, B, 2H)``."""
+        self._out_shape = None  # a forward that fails part-way leaves nothing to differentiate
         ahead = self.forward_layer.forward(x)  # (T, B, H)
         behind = self.backward_layer.forward(np.asarray(x)[::-1])[::-1]  # (T, B, H), in step order
         y = np.concatenate([ahead, behind], axis=2)  # (T, B, 2H)
