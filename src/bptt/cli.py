@@ -67,8 +67,16 @@ def _natural(text: str) -> int:
     """A non-negative decimal integer of any length, for argparse."""
     digits = text.strip().replace("_", "")
     if not digits.isdigit() or not digits.isascii():
-        raise argparse.ArgumentTypeError(f"expected a non-negative decimal integer, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected a non-negative decimal integer, got {text[:40]!r}")
     return int(digits)
+
+
+def _hex_natural(text: str) -> int:
+    """A non-negative hexadecimal integer of any length (``0x`` optional)."""
+    digits = text.strip().replace("_", "").removeprefix("0x").removeprefix("0X")
+    if not digits or not digits.isascii() or any(c not in "0123456789abcdefABCDEF" for c in digits):
+        raise argparse.ArgumentTypeError(f"expected a non-negative hexadecimal integer, got {text[:40]!r}")
+    return int(digits, 16)
 
 
 def _positive(text: str) -> int:
@@ -356,14 +364,19 @@ def _require_matplotlib() -> None:
 def _cmd_add(args: argparse.Namespace) -> int:
     from .tasks.addition import add
 
+    parse = _hex_natural if args.hex else _natural
+    try:
+        a, b = parse(args.a), parse(args.b)
+    except argparse.ArgumentTypeError as e:
+        raise UsageError(str(e)) from None
     model = _load(args.model)
     try:
-        total = add(model, args.a, args.b)
+        total = add(model, a, b)
     except ValueError as e:
         raise UsageError(str(e)) from None
-    print(total)
+    print(f"{total:x}" if args.hex else total)
     if args.check:
-        exact = args.a + args.b
+        exact = a + b
         if total != exact:
             wrong = (total ^ exact).bit_length()
             print(
@@ -543,9 +556,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_sample)
 
     model_help = f"model file (default ./{DEFAULT_MODEL} if present, else the shipped adder)"
-    p = sub.add_parser("add", help="add two numbers with the RNN")
-    p.add_argument("a", type=_natural, help="a non-negative decimal integer, any length")
-    p.add_argument("b", type=_natural, help="a non-negative decimal integer, any length")
+    p = sub.add_parser(
+        "add",
+        help="add two numbers with the RNN",
+        fromfile_prefix_chars="@",
+        epilog="@FILE reads an operand from a file (for numbers too long for a command line)",
+    )
+    p.add_argument("a", help="a non-negative integer, any length (decimal, or hexadecimal with --hex)")
+    p.add_argument("b", help="a non-negative integer, any length")
+    p.add_argument("--hex", action="store_true", help="operands and sum in hexadecimal (linear-time I/O)")
     p.add_argument("--model", help=model_help)
     p.add_argument("--check", action="store_true", help="compare with exact arithmetic; exit 1 if wrong")
     p.set_defaults(func=_cmd_add)

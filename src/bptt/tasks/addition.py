@@ -17,11 +17,12 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from .. import _accel
 from .._types import Array
 from .._validate import as_array, as_rng, positive_int
 from ..checkpoint import StopFlag, load_checkpoint, save_checkpoint, stop_on_interrupt
 from ..errors import ShapeError, fmt_shape
-from ..functional import ACTIVATIONS
+from ..functional import ACTIVATIONS, sigmoid
 from ..layers import Dense, Layer, Sequential, Sigmoid
 from ..losses import BCEWithLogitsLoss, MSELoss
 from ..optim import SGD, Adam, Optimizer, clip_grad_norm, grad_norm
@@ -213,29 +214,65 @@ def accuracy(
     return float(exact.mean())
 
 
-def add(model: Layer, a: int, b: int) -> int:
+ACCELERATE_FROM = 1 << 16  # bits; below this, compiling the kernel costs more than it saves
+
+
+def add(model: Layer, a: int, b: int, *, accelerate: bool | None = None) -> int:
     """``a + b`` computed by the RNN, streamed ``CHUNK`` steps at a time.
 
     Working memory is O(CHUNK · hidden) however long the operands are; only the result and
-    the operands' own bytes grow with the length.
+    the operands' own bytes grow with the length. ``accelerate`` picks the compiled kernel of
+    the ``accel`` extra (numba) for an ``RNN -> Dense`` adder: ``None`` (default) uses it when it
+    is installed and the operands have at least ``ACCELERATE_FROM`` bits.
     """
     _check_adder(model, "add")
     a, b = _operand(a, "add", "a"), _operand(b, "add", "b")
     T = max(a.bit_length(), b.bit_length(), 1) + 1
     nbytes = (T + 7) // 8
     raw_a, raw_b = a.to_bytes(nbytes, "little"), b.to_bytes(nbytes, "little")
+    kernel = _kernel_weights(model) if accelerate is not False else None
+    if accelerate and kernel is None:
+        raise ValueError("add: accelerate=True needs numba and an RNN -> Dense(H, 1) adder")
+    use_kernel = kernel is not None and (accelerate or T >= ACCELERATE_FROM)
     out = bytearray()
     cut = _threshold(model)
+    h = np.zeros(getattr(model[0] if isinstance(model, Sequential) else model, "hidden_size", 1))
     with _fresh_state(model, stateful=True):
         for start in range(0, nbytes, CHUNK // 8):
             stop = min(start + CHUNK // 8, nbytes)
-            x = np.empty(((stop - start) * 8, 1, 2))
-            x[:, 0, 0] = np.unpackbits(np.frombuffer(raw_a[start:stop], np.uint8), bitorder="little")
-            x[:, 0, 1] = np.unpackbits(np.frombuffer(raw_b[start:stop], np.uint8), bitorder="little")
-            bits = _output(model, x, "add")[:, 0] > cut
+            bits_a = np.unpackbits(np.frombuffer(raw_a[start:stop], np.uint8), bitorder="little")
+            bits_b = np.unpackbits(np.frombuffer(raw_b[start:stop], np.uint8), bitorder="little")
+            if use_kernel:
+                assert kernel is not None
+                logits = _accel.adder_logits(bits_a, bits_b, h, kernel[0], kernel[1])
+                bits = (sigmoid(logits) if cut == 0.5 else logits) > cut
+            else:
+                x = np.stack([bits_a, bits_b], axis=1)[:, None, :].astype(np.float64)  # (T, 1, 2)
+                bits = _output(model, x, "add")[:, 0] > cut
             out += np.packbits(bits, bitorder="little").tobytes()
     # Steps past T only pad the last byte; the sum is the first T bits.
     return int.from_bytes(out, "little") & ((1 << T) - 1)
+
+
+def _kernel_weights(model: Layer) -> tuple[dict[str, Any], str] | None:
+    """The weights the compiled adder kernel needs, if it is installed and fits this model."""
+    layers = _layers(model)
+    if not _accel.AVAILABLE or len(layers) not in (2, 3):
+        return None
+    rnn, dense = layers[0], layers[1]
+    if not (isinstance(rnn, RNN) and isinstance(dense, Dense) and dense.out_features == 1):
+        return None
+    if len(layers) == 3 and not isinstance(layers[2], Sigmoid):
+        return None
+    H = rnn.hidden_size
+    weights = {
+        "W_ih": np.ascontiguousarray(rnn.params["W_ih"], np.float64),
+        "W_hh": np.ascontiguousarray(rnn.params["W_hh"], np.float64),
+        "b": np.asarray(rnn.params["b"], np.float64) if rnn.bias else np.zeros(H),
+        "W_out": np.ascontiguousarray(dense.params["W"][:, 0], np.float64),
+        "b_out": float(dense.params["b"][0]) if dense.bias else 0.0,
+    }
+    return weights, rnn.activation
 
 
 def _layers(model: Layer) -> list[Layer]:
