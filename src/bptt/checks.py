@@ -12,10 +12,10 @@ from typing import Any
 import numpy as np
 
 from ._types import Array
-from .gradcheck import gradcheck
+from .gradcheck import _leaves, gradcheck
 from .layers import Dense, Last, Layer, ReLU, Sequential, Sigmoid, Tanh
 from .losses import BCEWithLogitsLoss, CrossEntropyLoss, Loss, MSELoss
-from .recurrent import RNN
+from .recurrent import GRU, LSTM, RNN, Bidirectional
 
 __all__ = ["CONFIGS", "TORCH_TOLERANCE", "Config", "Row", "build", "run_config"]
 
@@ -30,7 +30,8 @@ class Config:
     sizes: tuple[int, int, int]  # input I, hidden H, output O
     steps: int  # T
     batch: int  # B
-    activations: tuple[str, ...] = ("tanh",)  # one RNN layer per entry, stacked
+    activations: tuple[str, ...] = ("tanh",)  # one layer per entry, stacked: an RNN activation,
+    # or "lstm", "gru", "bi-lstm", "bi-gru" (Bidirectional)
     bias: bool = True
     head: str = "dense"  # "dense", "last" (many-to-one) or "seed" (the seed's network)
     loss: str = "mse"  # "mse", "bce" or "ce"
@@ -57,6 +58,9 @@ CONFIGS: tuple[Config, ...] = (
     Config("identity, many-to-one, CE", (3, 4, 5), 5, 4, ("identity",), head="last", loss="ce"),
     Config("T=1, B=1", (2, 3, 1), 1, 1, ("tanh",), loss="bce"),
     Config("stacked tanh-relu, mask", (3, 5, 2), 4, 3, ("tanh", "relu"), masked=True, h0=True),
+    Config("LSTM, h0 and c0, CE", (3, 4, 3), 5, 2, ("lstm",), loss="ce", h0=True),
+    Config("GRU, no bias, BCE", (2, 4, 1), 4, 3, ("gru",), bias=False, loss="bce", h0=True),
+    Config("bidirectional GRU then LSTM", (3, 3, 2), 4, 2, ("bi-gru", "lstm"), masked=True),
 )
 
 
@@ -64,17 +68,28 @@ def build(cfg: Config, rng: np.random.Generator) -> tuple[Sequential, Loss, Arra
     """The model, loss, ``x (T, B, I)``, target and mask (or ``None``) that ``cfg`` describes."""
     (I, H, O), T, B = cfg.sizes, cfg.steps, cfg.batch
     layers: list[Layer] = []
-    for k, act in enumerate(cfg.activations):
-        rnn = RNN(I if k == 0 else H, H, activation=act, bias=cfg.bias, rng=rng)
-        if cfg.h0:
-            rnn.h0 = rng.normal(0.0, 0.5, (B, H))
-        layers.append(rnn)
+    width = I
+    for act in cfg.activations:
+        cell = act.removeprefix("bi-")
+        layer: Layer
+        if cell in ("lstm", "gru"):
+            layer = (LSTM if cell == "lstm" else GRU)(width, H, bias=cfg.bias, rng=rng)
+        else:
+            layer = RNN(width, H, activation=act, bias=cfg.bias, rng=rng)
+        for state in getattr(layer, "state_names", ()) if cfg.h0 else ():
+            setattr(layer, state, rng.normal(0.0, 0.5, (B, H)))
+        if act.startswith("bi-"):
+            layer = Bidirectional(layer, rng=rng)
+        layers.append(layer)
+        width = 2 * H if act.startswith("bi-") else H
     if cfg.head == "seed":  # sigmoid on the last state, then a bias-free sigmoid output layer
-        layers += [Last(), Sigmoid(), Dense(H, O, bias=False, rng=rng), Sigmoid()]
+        layers += [Last(), Sigmoid(), Dense(width, O, bias=False, rng=rng), Sigmoid()]
     elif cfg.head == "last":
-        layers += [Last(), Tanh(), Dense(H, O, bias=cfg.bias, rng=rng)]
+        layers += [Last(), Tanh(), Dense(width, O, bias=cfg.bias, rng=rng)]
     else:
-        layers += [ReLU(), Dense(H, O, bias=cfg.bias, rng=rng)] if cfg.bias else [Dense(H, O, rng=rng)]
+        layers += (
+            [ReLU(), Dense(width, O, bias=cfg.bias, rng=rng)] if cfg.bias else [Dense(width, O, rng=rng)]
+        )
     T_out = 1 if cfg.head in ("seed", "last") else T
     loss: Loss
     target: Array
@@ -124,9 +139,9 @@ def run_config(cfg: Config, seed: int = 0, use_torch: bool = True) -> list[Row]:
         ref = torch_gradients(model, x, loss_fn=loss, target=target, mask=mask)
         _, grad_y = loss(model.forward(x), target, mask)
         ours: dict[str, Array] = {**model.grads, "x": model.backward(grad_y)}
-        for i, layer in enumerate(model):
-            if isinstance(layer, RNN) and layer.grad_h0 is not None:
-                ours[f"{i}.h0"] = layer.grad_h0
+        for prefix, leaf in _leaves(model):
+            for state in getattr(leaf, "state_names", ()):
+                ours[f"{prefix}{state}"] = getattr(leaf, f"grad_{state}")
         for k, a in ours.items():
             scale = max(float(np.abs(ref[k]).max()), 1e-300)
             torch_err[k] = float(np.abs(a - ref[k]).max()) / scale
