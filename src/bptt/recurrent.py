@@ -43,10 +43,10 @@ class _Recurrent(_Weighted):
         input_size: int,
         hidden_size: int,
         *,
-        bias: bool,
-        stateful: bool,
-        rng: np.random.Generator | int | None,
-        dtype: DTypeLike,
+        bias: bool = True,
+        stateful: bool = False,
+        rng: np.random.Generator | int | None = None,
+        dtype: DTypeLike = np.float64,
     ) -> None:
         super().__init__(dtype, rng)
         name = type(self).__name__
@@ -291,18 +291,6 @@ class LSTM(_Recurrent):
     c0: Array | None
     grad_h0: Array | None
     grad_c0: Array | None
-
-    def __init__(
-        self,
-        input_size: int,
-        hidden_size: int,
-        *,
-        bias: bool = True,
-        stateful: bool = False,
-        rng: np.random.Generator | int | None = None,
-        dtype: DTypeLike = np.float64,
-    ) -> None:
-        super().__init__(input_size, hidden_size, bias=bias, stateful=stateful, rng=rng, dtype=dtype)
 
     def _forward(self, x: Array, share: bool) -> Array:
         x, T, B, _ = self._input(x)
