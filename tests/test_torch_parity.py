@@ -305,10 +305,18 @@ def assert_matches_oracle(model: Sequential, grad_x: np.ndarray, ref: dict[str, 
 SWEEP_SEEDS = range(128)
 
 
-@pytest.mark.parametrize("seed", SWEEP_SEEDS, ids=lambda s: f"cfg{s}")
-def test_sweep_with_loss_matches_oracle(seed: int) -> None:
-    """Outputs, loss, all gradients, grad_x and grad_h0 match autograd through the loss."""
-    c = random_case(seed)
+# The gated sweep (random_gated_case, below) runs through these same two tests.
+SWEEP = [pytest.param("plain", seed, id=f"cfg{seed}") for seed in SWEEP_SEEDS]
+
+
+def _case(kind: str, seed: int) -> Any:
+    return random_case(seed) if kind == "plain" else random_gated_case(seed)
+
+
+@pytest.mark.parametrize("kind, seed", SWEEP)
+def test_sweep_with_loss_matches_oracle(kind: str, seed: int) -> None:
+    """Outputs, loss, every gradient, grad_x and the initial states' gradients match autograd."""
+    c = _case(kind, seed)
     ref = torch_gradients(c.model, c.x, loss_fn=c.loss_fn, target=c.target, mask=c.mask)
     y = c.model.forward(c.x)
     assert_close(y, ref["y"], f"{c.desc}: output")
@@ -318,10 +326,10 @@ def test_sweep_with_loss_matches_oracle(seed: int) -> None:
     assert_matches_oracle(c.model, grad_x, ref, c.desc)
 
 
-@pytest.mark.parametrize("seed", SWEEP_SEEDS, ids=lambda s: f"cfg{s}")
-def test_sweep_with_upstream_gradient_matches_oracle(seed: int) -> None:
-    """With a random upstream grad_y instead of a loss, all gradients match autograd."""
-    c = random_case(seed)
+@pytest.mark.parametrize("kind, seed", SWEEP)
+def test_sweep_with_upstream_gradient_matches_oracle(kind: str, seed: int) -> None:
+    """With a random upstream grad_y instead of a loss, every gradient matches autograd."""
+    c = _case(kind, seed)
     y = c.model.forward(c.x)
     grad_y = np.random.default_rng([7, seed]).normal(size=y.shape)
     ref = torch_gradients(c.model, c.x, grad_y=grad_y)
@@ -613,31 +621,7 @@ def random_gated_case(seed: int) -> Case:
 
 
 GATED_SEEDS = range(72)
-
-
-@pytest.mark.parametrize("seed", GATED_SEEDS, ids=lambda s: f"gated{s}")
-def test_gated_sweep_with_loss_matches_oracle(seed: int) -> None:
-    """LSTM/GRU/stacked/Bidirectional: outputs, loss, grads, grad_x, grad_h0 and grad_c0 match autograd."""
-    c = random_gated_case(seed)
-    ref = torch_gradients(c.model, c.x, loss_fn=c.loss_fn, target=c.target, mask=c.mask)
-    y = c.model.forward(c.x)
-    assert_close(y, ref["y"], f"{c.desc}: output")
-    loss, grad = c.loss_fn(y, c.target, c.mask)
-    assert_close(loss, ref["loss"], f"{c.desc}: loss")
-    grad_x = c.model.backward(grad)
-    assert_matches_oracle(c.model, grad_x, ref, c.desc)
-
-
-@pytest.mark.parametrize("seed", GATED_SEEDS, ids=lambda s: f"gated{s}")
-def test_gated_sweep_with_upstream_gradient_matches_oracle(seed: int) -> None:
-    """LSTM/GRU/stacked/Bidirectional with a random upstream grad_y: every gradient matches autograd."""
-    c = random_gated_case(seed)
-    y = c.model.forward(c.x)
-    grad_y = np.random.default_rng([8, seed]).normal(size=y.shape)
-    ref = torch_gradients(c.model, c.x, grad_y=grad_y)
-    assert_close(y, ref["y"], f"{c.desc}: output")
-    grad_x = c.model.backward(grad_y)
-    assert_matches_oracle(c.model, grad_x, ref, c.desc)
+SWEEP += [pytest.param("gated", seed, id=f"gated{seed}") for seed in GATED_SEEDS]
 
 
 def test_gated_sweep_covers_every_option() -> None:

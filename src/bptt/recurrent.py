@@ -59,11 +59,15 @@ class _Recurrent(_Weighted):
         self._add_param("W_hh", self._uniform(k, (H, G * H)))
         if self.bias:
             self._add_param("b", self._uniform(k, (G * H,)))
+            self._add_recurrent_biases(k)
         for state in self.state_names:
             setattr(self, state, None)
             setattr(self, f"grad_{state}", None)
         self._x: Array | None = None
         self._work: dict[str, Array] = {}  # forward caches and backward buffers, reused across calls
+
+    def _add_recurrent_biases(self, k: float) -> None:
+        """Biases beyond ``b`` (none here; GRU's ``b_hn``)."""
 
     def config(self) -> dict[str, Any]:
         return {
@@ -421,19 +425,8 @@ class GRU(_Recurrent):
     h0: Array | None
     grad_h0: Array | None
 
-    def __init__(
-        self,
-        input_size: int,
-        hidden_size: int,
-        *,
-        bias: bool = True,
-        stateful: bool = False,
-        rng: np.random.Generator | int | None = None,
-        dtype: DTypeLike = np.float64,
-    ) -> None:
-        super().__init__(input_size, hidden_size, bias=bias, stateful=stateful, rng=rng, dtype=dtype)
-        if self.bias:
-            self._add_param("b_hn", self._uniform(1.0 / np.sqrt(self.hidden_size), (self.hidden_size,)))
+    def _add_recurrent_biases(self, k: float) -> None:
+        self._add_param("b_hn", self._uniform(k, (self.hidden_size,)))
 
     def _forward(self, x: Array, share: bool) -> Array:
         x, T, B, _ = self._input(x)
