@@ -17,7 +17,8 @@ import time
 
 import numpy as np
 
-from bptt.tasks.addition import PRESETS, _check_set, make_batch, train
+from bptt.tasks.addition import PRESETS, make_batch, train
+from bptt.tasks.addition.training import _check_set
 
 
 def train_torch(seed: int, hidden: int = 16) -> tuple[int, float, bool]:

@@ -12,6 +12,7 @@ import bptt
 from bptt import _accel
 from bptt.cli import main, shipped_model
 from bptt.tasks import addition
+from bptt.tasks.addition.evaluate import _kernel_weights
 
 
 @pytest.mark.parametrize("activation", ["tanh", "sigmoid", "relu", "identity"])
@@ -23,7 +24,7 @@ def test_kernel_logits_equal_the_layers(activation: str, bias: bool) -> None:
         [bptt.RNN(2, 7, activation=activation, bias=bias, rng=rng), bptt.Dense(7, 1, bias=bias, rng=rng)]
     )
     bits = rng.integers(0, 2, (2, 300)).astype(np.uint8)
-    weights, act = addition._kernel_weights(model)  # type: ignore[misc]
+    weights, act = _kernel_weights(model)  # type: ignore[misc]
     h = np.zeros(7)
     logits = np.concatenate(
         [_accel.adder_logits(bits[0, s:e], bits[1, s:e], h, weights, act) for s, e in ((0, 120), (120, 300))]
@@ -66,7 +67,7 @@ def test_without_numba_add_still_works(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_a_model_the_kernel_does_not_fit_uses_numpy() -> None:
     """A stacked adder has no kernel; accelerate=None quietly takes the NumPy path."""
     model = bptt.Sequential([bptt.RNN(2, 4, rng=0), bptt.RNN(4, 4, rng=1), bptt.Dense(4, 1, rng=2)])
-    assert addition._kernel_weights(model) is None
+    assert _kernel_weights(model) is None
     addition.add(model, 5, 9)
 
 

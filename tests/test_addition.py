@@ -20,7 +20,7 @@ from bptt import RNN, Dense, Sequential, ShapeError, Sigmoid
 from bptt.tasks import addition
 from bptt.tasks.addition import CHUNK, accuracy, add, decode, encode, make_batch, train
 
-SHIPPED = Path(addition.__file__).parents[1] / "data" / "adder.npz"
+SHIPPED = Path(addition.__file__).parents[2] / "data" / "adder.npz"
 BAD_OPERANDS = [-1, -(1 << 100), 1.0, 2.5, np.float64(3.0), True, False, "3", None, [1]]
 
 

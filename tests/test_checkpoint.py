@@ -17,6 +17,7 @@ from bptt.checkpoint import load_checkpoint, save_checkpoint, stop_on_interrupt
 from bptt.cli import main
 from bptt.tasks import addition
 from bptt.tasks.addition import Diverged, Interrupted, train
+from bptt.tasks.addition import training as trainer
 
 
 def _same_weights(a: bptt.Sequential, b: bptt.Sequential) -> None:
@@ -112,12 +113,12 @@ def test_a_nan_batch_stops_training_with_the_last_good_weights(monkeypatch: pyte
             x[0, 0, 0] = np.nan
         return x, y
 
-    monkeypatch.setattr(addition, "make_batch", poisoned)
+    monkeypatch.setattr(trainer, "make_batch", poisoned)
     with pytest.raises(Diverged, match="the loss became nan at step 7") as info:
         train(seed=0)
     assert info.value.step == 6 and info.value.history.steps == 6
     assert all(np.all(np.isfinite(p)) for p in info.value.model.params.values())
-    monkeypatch.setattr(addition, "make_batch", real)
+    monkeypatch.setattr(trainer, "make_batch", real)
     six, _ = train(seed=0, steps=6)
     _same_weights(six, info.value.model)
 
@@ -125,10 +126,10 @@ def test_a_nan_batch_stops_training_with_the_last_good_weights(monkeypatch: pyte
 def test_an_infinite_gradient_stops_training(monkeypatch: pytest.MonkeyPatch) -> None:
     """A gradient that overflows is caught before the optimizer applies it."""
     real = bptt.optim.clip_grad_norm
-    monkeypatch.setattr(addition, "clip_grad_norm", lambda model, max_norm: float("inf"))
+    monkeypatch.setattr(trainer, "clip_grad_norm", lambda model, max_norm: float("inf"))
     with pytest.raises(Diverged, match="gradient norm became inf at step 1"):
         train(seed=0)
-    monkeypatch.setattr(addition, "clip_grad_norm", real)
+    monkeypatch.setattr(trainer, "clip_grad_norm", real)
 
 
 @pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")
@@ -146,7 +147,7 @@ def test_cli_divergence_saves_the_last_good_weights(
             x[...] = np.inf
         return x, y
 
-    monkeypatch.setattr(addition, "make_batch", poisoned)
+    monkeypatch.setattr(trainer, "make_batch", poisoned)
     out = tmp_path / "m.npz"
     assert main(["train", "--quiet", "--out", str(out)]) == 1
     err = capsys.readouterr().err

@@ -1,0 +1,157 @@
+"""Reading sums off a trained adder: exact-match accuracy, and streaming `add` of any length."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ... import _accel
+from ..._types import Array
+from ..._validate import as_rng, positive_int
+from ...functional import sigmoid
+from ...layers import Dense, Layer, Sequential, Sigmoid
+from ...recurrent import RNN
+from .bits import _all_pairs, _operand, _sum_bits, make_batch
+
+CHUNK = 4096  # steps per piece when streaming: memory stays O(CHUNK · hidden), whatever the length
+EVAL_BUDGET = 1 << 22  # floats per evaluation batch (T · B · H), about 32 MB in float64
+
+
+def _threshold(model: Layer) -> float:
+    """Outputs are probabilities when the model ends in a Sigmoid, logits otherwise."""
+    last = model[-1] if isinstance(model, Sequential) else model
+    return 0.5 if isinstance(last, Sigmoid) else 0.0
+
+
+def _check_adder(model: Layer, where: str) -> None:
+    first = model[0] if isinstance(model, Sequential) else model
+    if getattr(first, "input_size", getattr(first, "in_features", 2)) != 2:
+        raise ValueError(f"{where}: the model must take 2 input bits per step, got {first!r}")
+
+
+def predict_bits(model: Layer, x: Array) -> NDArray[np.bool_]:
+    """The model's sum bits ``(T, B)`` for operands ``x (T, B, 2)``, evaluated in batch chunks."""
+    _check_adder(model, "predict_bits")
+    T, B = x.shape[:2]
+    width = max((getattr(layer, "hidden_size", 1) for layer in _layers(model)), default=1)
+    step = max(1, EVAL_BUDGET // (T * width))
+    cut = _threshold(model)
+    out = np.empty((T, B), bool)
+    with _fresh_state(model):
+        for s in range(0, B, step):
+            out[:, s : s + step] = _output(model, x[:, s : s + step], "predict_bits") > cut
+    return out
+
+
+def _output(model: Layer, x: Array, where: str) -> Array:
+    """The model's one output per step, ``(T, B)``, refusing models with other output widths."""
+    y = model.forward(x)
+    if y.ndim != 3 or y.shape[:2] != x.shape[:2] or y.shape[2] != 1:
+        raise ValueError(f"{where}: the model must output 1 value per step, (T, B, 1); got {y.shape}")
+    return y[:, :, 0]
+
+
+def accuracy(
+    model: Layer, n_bits: int, samples: int | None = None, rng: np.random.Generator | int | None = None
+) -> float:
+    """Exact-match rate: the fraction of sums with every bit right.
+
+    ``samples=None`` checks every pair of ``n_bits``-bit operands (65,536 at 8 bits; allowed
+    up to 12 bits); otherwise ``samples`` random pairs drawn with ``rng``.
+    """
+    n_bits = positive_int(n_bits, "accuracy", "n_bits")
+    if samples is None:
+        if n_bits > 12:
+            raise ValueError(f"accuracy: every pair at {n_bits} bits is 4**{n_bits} sums; pass samples=")
+        x = _all_pairs(n_bits)
+        y = _sum_bits(x)
+    else:
+        x, y = make_batch(n_bits, positive_int(samples, "accuracy", "samples"), as_rng(rng, "accuracy"))
+    exact = np.all(predict_bits(model, x) == (y[:, :, 0] > 0.5), axis=0)
+    return float(exact.mean())
+
+
+ACCELERATE_FROM = 1 << 16  # bits; below this, compiling the kernel costs more than it saves
+
+
+def add(model: Layer, a: int, b: int, *, accelerate: bool | None = None) -> int:
+    """``a + b`` computed by the RNN, streamed ``CHUNK`` steps at a time.
+
+    Working memory is O(CHUNK · hidden) however long the operands are; only the result and
+    the operands' own bytes grow with the length. ``accelerate`` picks the compiled kernel of
+    the ``accel`` extra (numba) for an ``RNN -> Dense`` adder: ``None`` (default) uses it when it
+    is installed and the operands have at least ``ACCELERATE_FROM`` bits.
+    """
+    _check_adder(model, "add")
+    a, b = _operand(a, "add", "a"), _operand(b, "add", "b")
+    T = max(a.bit_length(), b.bit_length(), 1) + 1
+    nbytes = (T + 7) // 8
+    raw_a, raw_b = a.to_bytes(nbytes, "little"), b.to_bytes(nbytes, "little")
+    kernel = _kernel_weights(model) if accelerate is not False else None
+    if accelerate and kernel is None:
+        raise ValueError("add: accelerate=True needs numba and an RNN -> Dense(H, 1) adder")
+    use_kernel = kernel is not None and (accelerate or T >= ACCELERATE_FROM)
+    out = bytearray()
+    cut = _threshold(model)
+    h = np.zeros(getattr(model[0] if isinstance(model, Sequential) else model, "hidden_size", 1))
+    with _fresh_state(model, stateful=True):
+        for start in range(0, nbytes, CHUNK // 8):
+            stop = min(start + CHUNK // 8, nbytes)
+            bits_a = np.unpackbits(np.frombuffer(raw_a[start:stop], np.uint8), bitorder="little")
+            bits_b = np.unpackbits(np.frombuffer(raw_b[start:stop], np.uint8), bitorder="little")
+            if use_kernel:
+                assert kernel is not None
+                logits = _accel.adder_logits(bits_a, bits_b, h, kernel[0], kernel[1])
+                bits = (sigmoid(logits) if cut == 0.5 else logits) > cut
+            else:
+                x = np.stack([bits_a, bits_b], axis=1)[:, None, :].astype(np.float64)  # (T, 1, 2)
+                bits = _output(model, x, "add")[:, 0] > cut
+            out += np.packbits(bits, bitorder="little").tobytes()
+    # Steps past T only pad the last byte; the sum is the first T bits.
+    return int.from_bytes(out, "little") & ((1 << T) - 1)
+
+
+def _kernel_weights(model: Layer) -> tuple[dict[str, Any], str] | None:
+    """The weights the compiled adder kernel needs, if it is installed and fits this model."""
+    layers = _layers(model)
+    if not _accel.AVAILABLE or len(layers) not in (2, 3):
+        return None
+    rnn, dense = layers[0], layers[1]
+    if not (isinstance(rnn, RNN) and isinstance(dense, Dense) and dense.out_features == 1):
+        return None
+    if len(layers) == 3 and not isinstance(layers[2], Sigmoid):
+        return None
+    H = rnn.hidden_size
+    weights = {
+        "W_ih": np.ascontiguousarray(rnn.params["W_ih"], np.float64),
+        "W_hh": np.ascontiguousarray(rnn.params["W_hh"], np.float64),
+        "b": np.asarray(rnn.params["b"], np.float64) if rnn.bias else np.zeros(H),
+        "W_out": np.ascontiguousarray(dense.params["W"][:, 0], np.float64),
+        "b_out": float(dense.params["b"][0]) if dense.bias else 0.0,
+    }
+    return weights, rnn.activation
+
+
+def _layers(model: Layer) -> list[Layer]:
+    return list(model) if isinstance(model, Sequential) else [model]
+
+
+@contextmanager
+def _fresh_state(model: Layer, stateful: bool = False) -> Iterator[None]:
+    """Run with every RNN starting from zeros (and carrying state if asked); restore after."""
+    rnns = [layer for layer in _layers(model) if isinstance(layer, RNN)]
+    saved = [(r.h0, r.stateful) for r in rnns]
+    try:
+        for r in rnns:
+            r.h0, r.stateful = None, stateful
+        yield
+    finally:
+        for r, (h0, was_stateful) in zip(rnns, saved, strict=True):
+            r.h0, r.stateful = h0, was_stateful
+
+
+# --- Training ---------------------------------------------------------------------------------
