@@ -268,10 +268,6 @@ def _sequence_flags(layers: list[Layer]) -> list[bool]:
     return flags
 
 
-def _act(layer: Layer) -> str:
-    return getattr(layer, "activation", "identity")
-
-
 def _pre(v: str) -> str:
     return "a" + v[1:] if v.startswith("h") else f"a_{v}"
 
