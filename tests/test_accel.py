@@ -82,3 +82,18 @@ def test_cli_hex_and_operand_files(tmp_path: Path, capsys: pytest.CaptureFixture
     assert int(out.out, 16) == a + b and "check: exact" in out.err
     assert main(["add", "12", "zz", "--hex"]) == 2
     assert "hexadecimal" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["add", "1", "2"], ["train", "--help"]])
+def test_short_commands_do_not_import_numba(argv: list[str]) -> None:
+    """numba takes about 1.5 s to import: only the compiled path itself may pay for it."""
+    import subprocess
+    import sys
+
+    code = (
+        "import contextlib, sys, bptt.cli\n"
+        f"with contextlib.suppress(SystemExit): bptt.cli.main({argv!r})\n"
+        "print('numba' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.splitlines()[-1] == "False", done.stdout

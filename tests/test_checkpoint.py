@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -188,12 +188,10 @@ def test_save_checkpoint_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPat
 def test_first_interrupt_only_sets_the_flag() -> None:
     """Inside stop_on_interrupt, SIGINT requests a stop instead of raising; afterwards it raises again."""
     with stop_on_interrupt() as flag:
-        os.kill(os.getpid(), signal.SIGINT)
-        time.sleep(0.01)
+        signal.raise_signal(signal.SIGINT)  # Python runs the handler before the next line
         assert flag.requested
     with pytest.raises(KeyboardInterrupt):
-        os.kill(os.getpid(), signal.SIGINT)
-        time.sleep(0.5)
+        signal.raise_signal(signal.SIGINT)
 
 
 def test_interruptible_train_checkpoints_and_raises(tmp_path: Path) -> None:
@@ -212,21 +210,33 @@ def test_interruptible_train_checkpoints_and_raises(tmp_path: Path) -> None:
     _same_weights(whole, resumed)
 
 
+def start_training(argv: list[str], cwd: Path) -> tuple[subprocess.Popen[bytes], bytes]:
+    """Start ``bptt`` and return once its progress bar shows a finished step, with stderr so far.
+
+    The first step runs inside the interrupt handler, so a signal sent after this lands there:
+    the child's own output is the readiness signal, never a fixed sleep.
+    """
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bptt.cli", *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=cwd
+    )
+    assert proc.stderr is not None
+    seen = b""
+    while not re.search(rb"\b[1-9]\d*/\d+ \[", seen):
+        chunk = os.read(proc.stderr.fileno(), 4096)
+        assert chunk, f"bptt ended before its first step: {seen.decode(errors='replace')}"
+        seen += chunk
+    return proc, seen
+
+
 def test_ctrl_c_during_bptt_train_saves_a_checkpoint_and_exits_130(tmp_path: Path) -> None:
     """A real SIGINT to `bptt train --preset classic`: exit 130, no traceback; --resume finishes the run."""
     out = tmp_path / "m.npz"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "bptt.cli", "train", "--preset", "classic", "--quiet", "--out", str(out)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=tmp_path,
-    )
-    time.sleep(1.5)  # import and start training; the classic run takes ~2 s more
+    proc, seen = start_training(["train", "--preset", "classic", "--out", str(out)], tmp_path)
     proc.send_signal(signal.SIGINT)
-    stdout, stderr = proc.communicate(timeout=60)
+    stdout, rest = proc.communicate(timeout=120)
+    stderr = (seen + rest).decode()
     assert proc.returncode == 130, stderr
-    assert "Traceback" not in stdout + stderr
+    assert "Traceback" not in stdout.decode() + stderr
     ckpt = tmp_path / "m.ckpt.npz"
     assert f"--resume {ckpt}" in stderr
     assert main(["train", "--quiet", "--resume", str(ckpt), "--out", str(out)]) == 0

@@ -229,7 +229,12 @@ def test_train_plot_writes_png(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_shipped_model_is_reproducible(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """Re-running the command recorded in the shipped adder gives bit-identical weights and history."""
+    """Re-running the command recorded in the shipped adder gives an exact adder with the same weights.
+
+    Bit identity is promised only on one machine and NumPy build: another BLAS kernel sums in
+    another order (3e-14 apart on one AMD machine), so weights and history are compared to a
+    tight relative tolerance, and exactness is what ``rc == 0`` proves (every table row at 100%).
+    """
     shipped, meta, extra = bptt.io.read(shipped_model())
     argv = shlex.split(meta["command"])
     assert argv[0] == "bptt" and argv[1] == "train"
@@ -241,11 +246,11 @@ def test_shipped_model_is_reproducible(tmp_path: Path, capsys: pytest.CaptureFix
     assert again.params.keys() == shipped.params.keys()
     for k, v in shipped.params.items():
         assert again.params[k].dtype == v.dtype, k
-        assert np.array_equal(again.params[k], v), k
+        np.testing.assert_allclose(again.params[k], v, rtol=1e-9, atol=1e-12, err_msg=k)
     assert meta2["steps"] == meta["steps"]
     assert extra2.keys() == extra.keys()
     for k, v in extra.items():
-        assert np.array_equal(extra2[k], v), k
+        np.testing.assert_allclose(extra2[k], v, rtol=1e-9, atol=1e-12, err_msg=k)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -8,20 +8,16 @@ and tested for parity with the NumPy path.
 
 from __future__ import annotations
 
+import importlib.util
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-numba: Any
-try:
-    import numba
-except ImportError:  # the accel extra is not installed
-    numba = None
-
 __all__ = ["ACTIVATION_CODES", "AVAILABLE", "adder_logits"]
 
-AVAILABLE = numba is not None
+# numba costs about 1.5 s to import: only look for it here, import it on first use.
+AVAILABLE = importlib.util.find_spec("numba") is not None
 ACTIVATION_CODES = {"tanh": 0, "sigmoid": 1, "relu": 2, "identity": 3}
 
 
@@ -69,6 +65,8 @@ def adder_logits(
     if not AVAILABLE:
         raise RuntimeError("bptt's compiled kernels need numba: pip install 'bptt[accel]'")
     if _compiled is None:
+        import numba
+
         _compiled = numba.njit(cache=True, fastmath=False)(_adder_kernel)
     logits = np.empty(a.shape[0])
     _compiled(
