@@ -33,6 +33,27 @@ def test_kernel_logits_equal_the_layers(activation: str, bias: bool) -> None:
     np.testing.assert_allclose(logits, expected, rtol=1e-12, atol=1e-12 * np.abs(expected).max())
 
 
+@pytest.mark.parametrize("T", [1, 40])
+def test_kernel_sigmoid_equals_the_layers_relatively_far_below_zero(T: int) -> None:
+    """Units held near σ(-2) .. σ(-800) by their biases: kernel and layer states agree at rtol 1e-12, atol 0.
+
+    The kernel takes the layers' formula, ``1 / (1 + e^{-s})``, and ``e^s`` below -709, where
+    ``e^{-s}`` would overflow; ``(1 + tanh(s/2)) / 2`` was off by 1.7e-4 relative at -30.
+    """
+    rng = np.random.default_rng(9)
+    rnn = bptt.RNN(2, 7, activation="sigmoid", rng=rng)
+    model = bptt.Sequential([rnn, bptt.Dense(7, 1, rng=rng)])
+    rnn.params["b"][...] = [-2.0, -30.0, -100.0, -300.0, -700.0, -708.5, -800.0]
+    bits = rng.integers(0, 2, (2, T)).astype(np.uint8)
+    weights, act = _kernel_weights(model)  # type: ignore[misc]
+    h = np.zeros(7)
+    logits = _accel.adder_logits(bits[0], bits[1], h, weights, act)
+    hs = rnn.forward(bits.T[:, None, :].astype(float))[:, 0]  # (T, H)
+    assert 0 < hs[-1, 5] < 1e-300 and hs[-1, 6] == 0.0  # e^-800 underflows: 0 on both paths
+    np.testing.assert_allclose(h, hs[-1], rtol=1e-12, atol=0)
+    np.testing.assert_allclose(logits, model.forward(bits.T[:, None, :].astype(float))[:, 0, 0], rtol=1e-12)
+
+
 def test_accelerated_add_equals_the_numpy_path() -> None:
     """Both paths give a + b exactly for long random operands with the shipped adder."""
     model = bptt.load(shipped_model())

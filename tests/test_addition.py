@@ -7,6 +7,9 @@ training recipe is replayed by an independent NumPy BPTT checked against torch a
 
 from __future__ import annotations
 
+import re
+import signal
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +20,9 @@ from hypothesis import strategies as st
 
 import bptt.io
 from bptt import RNN, Dense, Sequential, ShapeError, Sigmoid
+from bptt.checkpoint import load_checkpoint
+from bptt.cli import main
+from bptt.stopping import Interrupted
 from bptt.tasks import addition
 from bptt.tasks.addition import CHUNK, accuracy, add, decode, encode, make_batch, train
 
@@ -473,6 +479,60 @@ def test_train_options_override_the_recipe() -> None:
     assert history.steps == 5 and history.converged is True
     model, _ = train(seed=0, hidden=5, max_steps=2)
     assert model[0].hidden_size == 5
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_interruptible_train_stops_at_the_step_boundary_on_either_signal(tmp_path: Path, signum: int) -> None:
+    """SIGINT or SIGTERM: the step finishes, the checkpoint holds it, and Interrupted names the signal."""
+    ckpt = tmp_path / "c.npz"
+
+    def press(step: int, loss: float, history: addition.History) -> None:
+        if step == 10:
+            signal.raise_signal(signum)
+
+    name = signal.Signals(signum).name
+    with pytest.raises(Interrupted, match=f"^interrupted by {name} after step 10$") as info:
+        train(seed=0, checkpoint=ckpt, interruptible=True, callback=press)
+    assert info.value.signum == signum and info.value.exit_status == 128 + signum
+    assert info.value.step == 10 == load_checkpoint(ckpt).step == info.value.history.steps
+
+
+def test_cli_says_when_the_stopping_rule_was_not_met(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`bptt train --hidden 2` runs out of steps: it says so, records it, and exits 1."""
+    monkeypatch.setitem(addition.PRESETS, "default", replace(addition.PRESETS["default"], max_steps=50))
+    out = tmp_path / "m.npz"
+    assert main(["train", "--quiet", "--hidden", "2", "--out", str(out)]) == 1
+    printed = capsys.readouterr().out
+    assert re.search(r"^stopped after 50 steps, \d+ ms, without meeting the stopping rule$", printed, re.M)
+    assert "met the stopping rule" not in printed.replace("without meeting", "")
+    assert bptt.io.read(out)[1]["converged"] is False
+
+
+@pytest.mark.parametrize("flag", ["--out", "--plot", "--checkpoint"])
+def test_cli_refuses_an_empty_path_before_training(
+    flag: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--out ''` (or --plot, --checkpoint) is a mistake, not a request for the default: exit 2, no work."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "--quiet", flag, ""]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{flag} '' is empty" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_says_which_steps_a_resumed_run_trained(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A resumed run says which steps it trained (those after its checkpoint), not the whole count."""
+    ckpt = tmp_path / "m.ckpt.npz"
+    assert main(["train", "--quiet", "--checkpoint-every", "50", "--out", str(tmp_path / "m.npz")]) == 0
+    steps = int(re.findall(r"trained in (\d+) steps", capsys.readouterr().out)[0])
+    resumed_from = load_checkpoint(ckpt).step
+    assert 0 < resumed_from < steps
+    assert main(["train", "--quiet", "--resume", str(ckpt), "--out", str(tmp_path / "r.npz")]) == 0
+    assert f"trained in steps {resumed_from + 1}-{steps}, " in capsys.readouterr().out
 
 
 # --- the classic preset, replayed by hand --------------------------------------------------------

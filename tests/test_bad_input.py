@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import argparse
 import functools
+import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -762,7 +764,7 @@ CLI_ROWS: list[CliRow] = []
 
 
 def cli_row(argv: str, *words: str) -> None:
-    args = tuple(argv.split())
+    args = tuple(shlex.split(argv))
     CLI_ROWS.append(CliRow(" ".join(args), args, words))
 
 
@@ -837,14 +839,51 @@ if "plot" in SUBCOMMANDS:  # being added while this file was written; its rows f
     cli_row("plot gradnorm --out p.png --seed -1", "--seed")
     cli_row("plot pca --out p.png --seed -1", "--seed")
 
+# Hostile paths: devices, FIFOs, names too long, files that are not what they claim.
+LONG = "a" * 300  # longer than any filesystem's name limit (255 bytes)
+cli_row("train --out /dev/null", "--out", "'/dev/null'", "not a regular file")
+cli_row("train --out fifo", "--out", "'fifo'", "not a regular file")
+cli_row("train --out", "--out", "expected one argument")
+cli_row(f"train --out {LONG}.npz", "--out", "too long")
+cli_row("train --plot fifo", "--plot", "not a regular file")
+cli_row("train --plot curves.gif", "--plot", "'.gif'", "expected one of .png, .svg, .pdf")
+cli_row("train --out ''", "--out", "is empty")
+cli_row("plot history --out curves", "--out", "no extension", "expected one of")
+cli_row("plot hidden --out x.jpeg", "--out", "'.jpeg'")
+cli_row("add 1 2 --model fifo", "'fifo'", "not a regular file")
+cli_row("add 1 2 --model /dev/zero", "'/dev/zero'", "not a regular file")
+cli_row(f"add 1 2 --model {LONG}.npz", "too long")
+cli_row("add @fifo 2", "operand file 'fifo'", "not a regular file")
+cli_row("add @/dev/zero 2", "operand file '/dev/zero'", "not a regular file")
+cli_row("add @missing.txt 2", "'missing.txt'", "does not exist")
+cli_row("add @folder 2", "'folder'", "directory")
+cli_row("add @latin1.txt 2", "'latin1.txt'", "not UTF-8")
+cli_row("add @self.txt 2", "'@self.txt'", "decimal")  # an @ inside the file is not followed
+cli_row("add @empty.npz 2", "decimal")
+cli_row("eval --model fifo", "not a regular file")
+cli_row("explain --model /dev/zero", "not a regular file")
+cli_row("sample --model fifo", "not a regular file")
+cli_row("bench --quick --threads 1 --dtypes float32 --json /dev/null", "--json", "not a regular file")
+# Requests bigger than memory: refused up front with the size named, never a MemoryError or the OOM killer.
+cli_row("eval --bits 100000000", "--bits 100000000", "needs about", "TiB")
+cli_row("eval --bits 12 --samples 1000000000000", "needs about")
+cli_row("explain --hidden 1000000", "needs about", "TiB")
+cli_row("explain --steps 1000000000 --batch 1000", "needs about")
+cli_row("sample --length 100000000000", "--length", "needs about")
+cli_row("bench --shapes 100000,100000,2,1000,1 --threads 1 --dtypes float64", "--shapes", "needs about")
+
 CLI_ROW_COUNT = len(CLI_ROWS)
 CATALOGUE_ROWS = ROW_COUNT + CLI_ROW_COUNT
 
 
 def _prepare_folder(folder: Path) -> None:
-    """The files the CLI rows name: an empty file, a directory and a 3-input model."""
+    """The files the CLI rows name: an empty file, a directory, a FIFO, a 3-input model and
+    operand files that are not UTF-8 or that name themselves."""
     (folder / "empty.npz").write_bytes(b"")
     (folder / "folder").mkdir()
+    os.mkfifo(folder / "fifo")  # opening it to read or write would wait forever for a peer
+    (folder / "latin1.txt").write_bytes("1234\xe9".encode("latin-1"))
+    (folder / "self.txt").write_text("@self.txt")
     wrong = bptt.Sequential([bptt.RNN(3, 4, rng=0), bptt.Dense(4, 1, rng=1)])
     bptt.save(wrong, folder / "wrong.npz")
 

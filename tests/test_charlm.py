@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import signal
 from collections import Counter
 from itertools import pairwise
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 
 import bptt
 from bptt.cli import main
+from bptt.stopping import Diverged, Interrupted
 from bptt.tasks import charlm
 
 TEXT = "the cat sat on the mat. the dog sat on the log. " * 12
@@ -105,6 +107,43 @@ def test_training_is_deterministic_and_learns() -> None:
     assert np.mean(history.loss[-3:]) < np.mean(history.loss[:3])
 
 
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_interruptible_training_stops_after_the_current_update(signum: int) -> None:
+    """SIGINT or SIGTERM: Interrupted carries the model after that update, as a shorter run ends."""
+
+    def press(step: int, loss: float, history: charlm.CharHistory) -> None:
+        if step == 5:
+            signal.raise_signal(signum)
+
+    name = signal.Signals(signum).name
+    with pytest.raises(Interrupted, match=f"^interrupted by {name} after step 5$") as info:
+        charlm.train(
+            TEXT, hidden=12, steps=12, batch=4, k1=5, k2=9, check_every=6, callback=press, interruptible=True
+        )
+    assert info.value.signum == signum and info.value.step == 5 and len(info.value.history.loss) == 5
+    five, _, _ = charlm.train(TEXT, hidden=12, steps=5, batch=4, k1=5, k2=9, check_every=6)
+    for k, v in five.params.items():
+        assert np.array_equal(v, info.value.model.params[k]), k
+
+
+def test_a_non_finite_gradient_stops_training_before_the_update(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A NaN gradient norm at update 3 raises Diverged; the weights are update 2's, all finite."""
+    real, calls = charlm.clip_grad_norm, []
+
+    def clip(model: bptt.Sequential, max_norm: float) -> float:
+        calls.append(max_norm)
+        return float("nan") if len(calls) == 3 else real(model, max_norm)
+
+    monkeypatch.setattr(charlm, "clip_grad_norm", clip)
+    with pytest.raises(Diverged, match="gradient norm became nan at step 3") as info:
+        _tiny()
+    assert info.value.step == 2 and len(info.value.history.loss) == 2
+    monkeypatch.undo()
+    two, _, _ = charlm.train(TEXT, cell="lstm", hidden=12, steps=2, batch=4, k1=5, k2=9, check_every=6)
+    for k, v in two.params.items():
+        assert np.array_equal(v, info.value.model.params[k]), k
+
+
 def test_sample_is_seeded_and_starts_with_the_prime() -> None:
     """Sampling is reproducible for a seed, keeps the prime, and writes only known characters."""
     model, vocab, _ = _tiny()
@@ -139,6 +178,7 @@ def test_save_load_sample_round_trip(tmp_path: Path, capsys: pytest.CaptureFixtu
         (["train", "--task", "charlm", "--text", "missing.txt"], "does not exist"),
         (["train", "--task", "charlm", "--k1", "9", "--k2", "3"], "--k2 3 must be at least --k1 9"),
         (["train", "--task", "charlm", "--bits", "3"], "--bits does not apply"),
+        (["train", "--task", "charlm", "--out", ""], "--out '' is empty"),
         (["train", "--cell", "lstm"], "--cell does not apply"),
         (["sample", "--model", "missing.npz"], "does not exist"),
         (["sample", "--model", str(bptt.cli.shipped_model())], "not a character model"),

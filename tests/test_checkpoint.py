@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import functools
+import json
+import operator
 import os
 import re
 import signal
-import subprocess
-import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -210,35 +213,195 @@ def test_interruptible_train_checkpoints_and_raises(tmp_path: Path) -> None:
     _same_weights(whole, resumed)
 
 
-def start_training(argv: list[str], cwd: Path) -> tuple[subprocess.Popen[bytes], bytes]:
-    """Start ``bptt`` and return once its progress bar shows a finished step, with stderr so far.
+# --- A tampered checkpoint is refused field by field, never with a traceback -------------------
 
-    The first step runs inside the interrupt handler, so a signal sent after this lands there:
-    the child's own output is the readiness signal, never a fixed sleep.
-    """
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "bptt.cli", *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=cwd
+
+class _Stop(Exception):
+    """Ends a training run right after its checkpoint, without options in its settings."""
+
+
+@pytest.fixture(scope="module")
+def valid_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A checkpoint of `bptt train`'s default run after 5 steps (Adam buffers, history, PCG64)."""
+    path = tmp_path_factory.mktemp("ckpt") / "c.npz"
+
+    def stop(step: int, loss: float, history: addition.History) -> None:
+        if step == 6:
+            raise _Stop
+
+    with pytest.raises(_Stop):
+        train(seed=1, checkpoint=path, checkpoint_every=5, callback=stop)
+    return path
+
+
+Change = Callable[[dict[str, Any], dict[str, np.ndarray]], None]
+
+
+def _set(*keys: Any) -> Change:
+    """Set ``meta["checkpoint"][k1][k2]... = value`` (the last argument)."""
+    *path, value = keys
+    return lambda info, arrays: functools.reduce(operator.getitem, path[:-1], info).__setitem__(
+        path[-1], value
     )
-    assert proc.stderr is not None
-    seen = b""
-    while not re.search(rb"\b[1-9]\d*/\d+ \[", seen):
-        chunk = os.read(proc.stderr.fileno(), 4096)
-        assert chunk, f"bptt ended before its first step: {seen.decode(errors='replace')}"
-        seen += chunk
-    return proc, seen
 
 
-def test_ctrl_c_during_bptt_train_saves_a_checkpoint_and_exits_130(tmp_path: Path) -> None:
-    """A real SIGINT to `bptt train --preset classic`: exit 130, no traceback; --resume finishes the run."""
-    out = tmp_path / "m.npz"
-    proc, seen = start_training(["train", "--preset", "classic", "--out", str(out)], tmp_path)
-    proc.send_signal(signal.SIGINT)
-    stdout, rest = proc.communicate(timeout=120)
-    stderr = (seen + rest).decode()
-    assert proc.returncode == 130, stderr
-    assert "Traceback" not in stdout.decode() + stderr
-    ckpt = tmp_path / "m.ckpt.npz"
-    assert f"--resume {ckpt}" in stderr
-    assert main(["train", "--quiet", "--resume", str(ckpt), "--out", str(out)]) == 0
-    whole, _ = train(preset="classic", seed=0)
-    _same_weights(whole, bptt.load(out))
+def _delete(*path: str) -> Change:
+    return lambda info, arrays: functools.reduce(operator.getitem, path[:-1], info).pop(path[-1])
+
+
+def _put(key: str, value: np.ndarray) -> Change:
+    """Store ``value`` as the extra array ``key`` (``opt/...`` or ``history/...``)."""
+    return lambda info, arrays: arrays.__setitem__(f"extra/{key}", value)
+
+
+def _drop(key: str) -> Change:
+    return lambda info, arrays: arrays.pop(f"extra/{key}")
+
+
+def _nan(key: str) -> Change:
+    def change(info: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+        arrays[f"extra/{key}"] = arrays[f"extra/{key}"].copy()
+        arrays[f"extra/{key}"].flat[-1] = np.nan
+
+    return change
+
+
+TAMPERED: dict[str, tuple[Change, str]] = {
+    "step-str": (_set("step", "5"), "the step count must be an int ≥ 0, got '5'"),
+    "step-negative": (_set("step", -1), "the step count must be an int ≥ 0, got -1"),
+    "step-float": (_set("step", 5.0), "the step count must be an int ≥ 0, got 5.0"),
+    "rng-str": (_set("rng", "PCG64"), "the RNG state must be a dict, got 'PCG64'"),
+    "rng-missing-key": (_delete("rng", "uinteger"), "the RNG state's keys must be"),
+    "rng-other-generator": (
+        _set("rng", "bit_generator", "MT19937"),
+        "the RNG must be 'PCG64', got 'MT19937'",
+    ),
+    "rng-state-list": (_set("rng", "state", [1, 2]), "the RNG state must be a dict of 'state' and 'inc'"),
+    "rng-state-str": (_set("rng", "state", "state", "12"), "the RNG's state must be an int in [0, 2**128)"),
+    "rng-inc-huge": (_set("rng", "state", "inc", 2**130), "the RNG's inc must be an int in [0, 2**128)"),
+    "rng-has-uint32": (_set("rng", "has_uint32", 2), "the RNG's has_uint32 must be 0 or 1, got 2"),
+    "rng-uinteger": (_set("rng", "uinteger", -1), "the RNG's uinteger must be an int in [0, 2**32)"),
+    "settings-list": (_set("settings", []), "the settings must be a dict, got []"),
+    "settings-no-hidden": (_delete("settings", "hidden"), "the settings' keys must be"),
+    "settings-extra-key": (_set("settings", "lr", 0.1), "the settings' keys must be"),
+    "settings-hidden-str": (
+        _set("settings", "hidden", "16"),
+        "settings['hidden'] must be an int ≥ 1, got '16'",
+    ),
+    "settings-seed-negative": (_set("settings", "seed", -1), "settings['seed'] must be an int ≥ 0, got -1"),
+    "settings-bits-bool": (
+        _set("settings", "n_bits", True),
+        "settings['n_bits'] must be an int ≥ 1, got True",
+    ),
+    "settings-options-list": (_set("settings", "options", []), "settings['options'] must be a dict, got []"),
+    "settings-task-int": (_set("settings", "task", 5), "settings['task'] must be a string, got 5"),
+    "settings-preset-null": (_set("settings", "preset", None), "settings['preset'] must be a name in"),
+    "settings-preset-unknown": (_set("settings", "preset", "nope"), "tasks.addition.PRESETS, got 'nope'"),
+    "opt-nan": (
+        _nan("opt/0.W_hh/exp_avg"),
+        "optimizer buffer '0.W_hh/exp_avg' must be finite, got NaN or Inf",
+    ),
+    "opt-shape": (_put("opt/0.W_hh/exp_avg", np.zeros((3, 3))), "must be shaped (16, 16), got shape (3, 3)"),
+    "opt-int": (_put("opt/0.W_hh/exp_avg", np.zeros((16, 16), np.int64)), "must be floats, got dtype int64"),
+    "opt-unknown-param": (
+        _put("opt/7.W/exp_avg", np.zeros(2)),
+        "optimizer buffer '7.W/exp_avg' must be a buffer",
+    ),
+    "opt-one-missing": (_drop("opt/0.W_hh/exp_avg_sq"), "the optimizer buffers must be the same for every"),
+    "opt-no-steps": (_drop("opt/steps"), "the optimizer's 'steps' must be an integer ≥ 0, got None"),
+    "opt-steps-float": (_put("opt/steps", np.array(5.0)), "the optimizer's 'steps' must be an integer ≥ 0"),
+    "opt-steps-2d": (_put("opt/steps", np.zeros((2, 2), np.int64)), "the optimizer's 'steps' must be"),
+    "opt-steps-negative": (_put("opt/steps", np.array(-1)), "the optimizer's 'steps' must be an integer ≥ 0"),
+    "history-2d": (_put("history/loss", np.zeros((2, 2))), "history 'loss' must be 1-D, got shape (2, 2)"),
+    "history-nan": (_nan("history/loss"), "history 'loss' must be finite, got NaN or Inf"),
+    "history-text": (_put("history/loss", np.array(["a"])), "history 'loss' must be numbers, got dtype <U1"),
+}
+
+
+def _tamper(src: Path, dst: Path, change: Change) -> Path:
+    """``src`` with its checkpoint record and arrays passed through ``change``, stored as bptt stores."""
+    with np.load(src) as z:
+        arrays = {k: z[k] for k in z.files}
+    record = json.loads(arrays.pop("__bptt__").tobytes())
+    change(record["meta"]["checkpoint"], arrays)
+    np.savez(dst, **arrays, __bptt__=np.frombuffer(json.dumps(record).encode(), np.uint8))
+    return dst
+
+
+@pytest.mark.parametrize("variant", sorted(TAMPERED))
+def test_a_tampered_checkpoint_is_refused_naming_the_field(
+    valid_checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], variant: str
+) -> None:
+    """load_checkpoint, train(resume=) and `bptt train --resume` refuse it with one line naming the field."""
+    change, words = TAMPERED[variant]
+    path = _tamper(valid_checkpoint, tmp_path / "t.npz", change)
+    with pytest.raises(ValueError) as info:
+        load_checkpoint(path)
+    assert str(info.value).startswith(f"resume: {str(path)!r}: ") and words in str(info.value)
+    assert "\n" not in str(info.value)
+    with pytest.raises(ValueError, match=re.escape(words)):
+        train(seed=1, resume=path)
+    assert main(["train", "--quiet", "--resume", str(path), "--out", str(tmp_path / "m.npz")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and words in err and "Traceback" not in err
+    assert not (tmp_path / "m.npz").exists()
+
+
+def test_the_untampered_checkpoint_loads(valid_checkpoint: Path, tmp_path: Path) -> None:
+    """The control: the same rewrite with no change passes every check."""
+    state = load_checkpoint(_tamper(valid_checkpoint, tmp_path / "t.npz", lambda info, arrays: None))
+    assert state.step == 5 and state.settings["task"] == "addition"
+
+
+def _one_step(model: bptt.Sequential) -> bptt.optim.Adam:
+    opt = bptt.optim.Adam(model)
+    for g in model.grads.values():
+        g[...] = 0.5
+    opt.step()
+    return opt
+
+
+def _poison_weight(model: bptt.Sequential, opt: bptt.optim.Optimizer) -> None:
+    model.params["0.W_hh"][0, 0] = np.nan
+
+
+def _poison_buffer(model: bptt.Sequential, opt: bptt.optim.Optimizer) -> None:
+    opt.state["0.W_hh"]["exp_avg"][0, 0] = np.inf
+
+
+@pytest.mark.parametrize(
+    "poison, argument, words",
+    [
+        (_poison_weight, {}, "save: layer 0 (RNN) array 'W_hh' holds NaN or Inf"),
+        (_poison_buffer, {}, "save_checkpoint: optimizer buffer '0.W_hh/exp_avg' must be finite"),
+        (
+            None,
+            {"history": {"loss": np.array([0.5, np.nan])}},
+            "save_checkpoint: history 'loss' must be finite",
+        ),
+        (
+            None,
+            {"rng": np.random.Generator(np.random.MT19937(0))},
+            "save_checkpoint: the RNG must be 'PCG64'",
+        ),
+        (None, {"settings": ["addition"]}, "save_checkpoint: the settings must be a dict"),
+        (None, {"step": -1}, "save_checkpoint: the step count must be an int ≥ 0"),
+    ],
+    ids=["nan-weight", "inf-buffer", "nan-history", "mt19937", "settings-list", "negative-step"],
+)
+def test_save_checkpoint_refuses_what_load_would_refuse(
+    tmp_path: Path, poison: Callable[..., None] | None, argument: dict[str, Any], words: str
+) -> None:
+    """Non-finite weights, buffers or history (never 'good' weights), another RNG or bad settings:
+    ValueError, and the previous checkpoint stays as it was."""
+    model = bptt.Sequential([bptt.RNN(2, 3, rng=0), bptt.Dense(3, 1, rng=1)])
+    opt = _one_step(model)
+    path = tmp_path / "c.npz"
+    good = {"rng": np.random.default_rng(0), "step": 1, "history": {}, "settings": {"task": "t"}}
+    save_checkpoint(path, model, opt, **good)
+    before = path.read_bytes()
+    if poison is not None:
+        poison(model, opt)
+    with pytest.raises(ValueError, match=f"^{re.escape(words)}"):
+        save_checkpoint(path, model, opt, **{**good, **argument})
+    assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["c.npz"]

@@ -365,3 +365,47 @@ def test_bad_input(capsys: pytest.CaptureFixture[str], args: list[str], says: st
     if says is not None:
         assert says in err
     assert {p.name: p.read_bytes() for p in Path().iterdir()} == before
+
+
+# The world outside: closed pipes, full disks, the int-string limit
+
+
+def test_closed_pipe_is_one_line_and_exit_2() -> None:
+    """`bptt explain | head -1`: the reader goes away; bptt says so in one line, no traceback."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bptt.cli", "explain", "--steps", "3000"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout.readline().startswith(b"Sequential")  # it is writing: now close the pipe
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 2, err
+    assert err.count("\n") == 1 and "output was closed" in err and "Traceback" not in err, err
+
+
+def test_full_disk_while_saving_is_one_line(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ENOSPC while writing the model: exit 2, one line naming the reason, no file left behind."""
+    import errno
+
+    def full(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(np, "savez", full)
+    rc, out, err = _cli(capsys, "train", "--quiet", "--out", "m.npz")
+    assert rc == 2 and "No space left on device" in err and err.count("\n") == 1, err
+    assert "Traceback" not in out + err
+    assert not any(p.name.startswith(".m.npz") or p.name == "m.npz" for p in Path().iterdir())
+
+
+def test_main_keeps_the_int_string_limit(capsys: pytest.CaptureFixture[str]) -> None:
+    """`add` lifts the limit only around its own conversions: a hostile JSON integer still fails fast."""
+    limit = sys.get_int_max_str_digits()
+    rc, out, _ = _cli(capsys, "add", "9" * 5000, "1", "--check")
+    assert rc == 0 and out == "1" + "0" * 5000 + "\n"
+    assert sys.get_int_max_str_digits() == limit
+    with pytest.raises(ValueError, match="limit"):
+        int("9" * (limit + 1))

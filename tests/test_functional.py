@@ -11,6 +11,10 @@ from hypothesis.extra.numpy import arrays
 
 from bptt.functional import ACTIVATIONS, sigmoid, softmax, softplus
 
+# Exact references for sigmoid: np.longdouble carries 11 more bits than float64 on x86-64.
+WIDE = np.finfo(np.longdouble).nmant > np.finfo(np.float64).nmant + 8
+needs_wide = pytest.mark.skipif(not WIDE, reason="np.longdouble is no wider than float64 here")
+
 TORCH_ACTIVATIONS = {
     "tanh": torch.tanh,
     "sigmoid": torch.sigmoid,
@@ -61,9 +65,13 @@ def test_activation_out_argument_matches_fresh_result(name: str) -> None:
 
 
 def test_sigmoid_exact_and_finite_at_huge_inputs() -> None:
-    """sigmoid(±1e4) is exactly 1 and 0, and a wide grid up to ±1e4 matches torch.sigmoid."""
+    """sigmoid(±1e4) is exactly 1 and 0 without overflow, and a wide grid matches torch.sigmoid.
+
+    (``e^{-z}`` underflows to 0 for large ``z``, which is the right rounding; NumPy ignores
+    underflow by default.)
+    """
     z = np.array([-1e4, -1e3, -700.0, -40.0, -5.0, 0.0, 5.0, 40.0, 700.0, 1e3, 1e4])
-    with np.errstate(all="raise"):
+    with np.errstate(over="raise", invalid="raise", divide="raise"):
         y = sigmoid(z)
     assert np.all(np.isfinite(y))
     assert y[0] == 0.0 and y[-1] == 1.0 and y[5] == 0.5
@@ -118,3 +126,71 @@ def test_softmax_default_axis_is_last_and_input_untouched() -> None:
 def test_sigmoid_symmetry(z: np.ndarray) -> None:
     """sigmoid(z) + sigmoid(-z) == 1 within 1e-15 for any finite float64 z."""
     np.testing.assert_allclose(sigmoid(z) + sigmoid(-z), 1.0, rtol=0, atol=1e-15)
+
+
+def exact_sigmoid(z: np.ndarray) -> np.ndarray:
+    """σ(z) in np.longdouble, from ``e = exp(-|z|)``: ``1 / (1 + e)`` or ``e / (1 + e)``, no cancellation."""
+    zl = z.astype(np.longdouble)
+    e = np.exp(-np.abs(zl))
+    return np.where(zl >= 0, 1 / (1 + e), e / (1 + e))
+
+
+def ulp_error(got: np.ndarray, exact: np.ndarray) -> np.ndarray:
+    """``|got - exact|`` in units of the last place of ``exact`` rounded to ``got``'s dtype."""
+    ulp = np.spacing(np.abs(exact.astype(got.dtype)))  # the smallest subnormal at 0
+    return np.abs(got.astype(np.longdouble) - exact) / ulp.astype(np.longdouble)
+
+
+ANY_F64 = st.floats(allow_nan=False, allow_infinity=False)
+ANY_F32 = st.floats(allow_nan=False, allow_infinity=False, width=32)
+
+
+@needs_wide
+@settings(max_examples=300, deadline=None)
+@given(
+    z64=arrays(np.float64, st.integers(1, 40), elements=st.one_of(st.floats(-760, 60), ANY_F64)),
+    z32=arrays(np.float32, st.integers(1, 40), elements=st.one_of(st.floats(-110, 30, width=32), ANY_F32)),
+)
+def test_sigmoid_is_within_4_ulp_of_exact_everywhere(z64: np.ndarray, z32: np.ndarray) -> None:
+    """float64 and float32 sigmoid are within 4 ulp of the exact value, subnormal results included."""
+    for z in (z64, z32):
+        y = sigmoid(z)
+        assert y.dtype == z.dtype
+        assert ulp_error(y, exact_sigmoid(z)).max() <= 4
+
+
+@needs_wide
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_sigmoid_of_large_negative_z_is_relatively_exact(dtype: type) -> None:
+    """The cases that used to fail: σ(-30) was off by 1.7e-4 relative, σ(-40) was 0 for 4.2e-18."""
+    z = np.array([-20.0, -30.0, -40.0, -100.0, -700.0, -709.5, -740.0], dtype)
+    y = sigmoid(z)
+    assert ulp_error(y, exact_sigmoid(z)).max() <= 4
+    assert y[2] > 0 and (dtype is np.float32 or y[-1] > 0)  # 2.4e-322 is a float64 subnormal
+
+
+@needs_wide
+@settings(max_examples=200, deadline=None)
+@given(arrays(np.float64, st.integers(1, 40), elements=st.one_of(st.floats(-760, 60), ANY_F64)))
+def test_sigmoid_derivative_from_its_output_is_exact(z: np.ndarray) -> None:
+    """σ' = y(1 - y) is within 6 ulp where y ≤ ½; above, 1 - y is exact and σ' off by < eps absolute.
+
+    For z > 0 the output y rounds near 1, so ``1 - y`` (exact in floating point) carries y's own
+    rounding: the same formula torch's sigmoid backward uses, and the best y alone allows.
+    """
+    exact = exact_sigmoid(z)
+    d_exact = exact * (1 - exact)
+    d = ACTIVATIONS["sigmoid"].grad(sigmoid(z))
+    low = z <= 0
+    assert np.all(ulp_error(d[low], d_exact[low]) <= 6)
+    assert np.all(np.abs(d[~low] - d_exact[~low]) <= np.finfo(np.float64).eps)
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 1), (3, 2, 5)])
+def test_sigmoid_out_may_be_its_input_including_the_far_tail(shape: tuple[int, ...]) -> None:
+    """sigmoid(z, out=z) overwrites z with σ(z), also where e^{-z} would overflow; ints are cast."""
+    z = np.linspace(-800.0, 50.0, np.prod(shape)).reshape(shape)
+    want = sigmoid(z.copy())
+    assert sigmoid(z, out=z) is z
+    np.testing.assert_array_equal(z, want)
+    np.testing.assert_array_equal(sigmoid(np.array([-1, 0, 2])), sigmoid(np.array([-1.0, 0.0, 2.0])))

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import builtins
+import copy
 import functools
 import io
 import json
 import os
 import pickle
+import struct
+import sys
 import tempfile
+import tracemalloc
 import zipfile
+import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -548,6 +553,13 @@ def fuzz_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("fuzz") / "fuzzed.npz"
 
 
+@pytest.fixture(scope="module")
+def small_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("small") / "small.npz"
+    path.write_bytes(_small_bytes())
+    return path
+
+
 def _loads_or_refuses(path: Path, blob: bytes) -> None:
     path.write_bytes(blob)
     try:
@@ -679,3 +691,257 @@ def test_save_refuses_non_numeric_extra(tmp_path: Path, value: np.ndarray) -> No
 def test_activation_names_cover_library() -> None:
     """The activations round-tripped above are exactly the library's."""
     assert set(ACTIVATION_NAMES) == set(ACTIVATIONS)
+
+
+# ---------------------------------------------------------------------------------------------
+# A hostile world: where save writes, what load reads, and how much memory a file may cost
+
+
+def _nan_at(model: bptt.Sequential, key: str, value: float) -> bptt.Sequential:
+    model.params[key].flat[0] = value
+    return model
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("key", ["0.W_hh", "1.b"])
+def test_save_refuses_non_finite_weights(saved: Path, key: str, value: float) -> None:
+    """save refuses what load would refuse, naming the layer and array; the old file stays."""
+    before = saved.read_bytes()
+    layer, name = key.split(".")
+    with pytest.raises(ValueError, match=f"^save: layer {layer} .* array {name!r} holds NaN or Inf"):
+        bptt.io.save(_nan_at(_small_model(), key, value), saved)
+    assert saved.read_bytes() == before and _folder(saved.parent) == ["model.npz"]
+
+
+def test_save_refuses_a_device_and_keeps_a_files_mode(tmp_path: Path) -> None:
+    """`save` to /dev/null is refused (run as root, it once turned the device into a file); a 0600
+    model stays 0600 when saved over."""
+    with pytest.raises(ValueError, match="'/dev/null' is a character device, not a regular file"):
+        bptt.io.save(_small_model(), "/dev/null")
+    assert Path("/dev/null").is_char_device()
+    path = tmp_path / "m.npz"
+    bptt.io.save(_small_model(), path)
+    path.chmod(0o600)
+    bptt.io.save(_small_model(), path)
+    assert path.stat().st_mode & 0o777 == 0o600 and _folder(tmp_path) == ["m.npz"]
+
+
+@pytest.mark.parametrize("kind", ["fifo", "dev-zero"])
+def test_load_refuses_fifos_and_devices_at_once(tmp_path: Path, kind: str) -> None:
+    """A FIFO (no writer: an open would block) or /dev/zero (endless) is refused without reading it."""
+    if kind == "fifo":
+        os.mkfifo(tmp_path / "m.npz")
+        path, words = tmp_path / "m.npz", "is a FIFO (named pipe), not a regular file"
+    else:
+        path, words = Path("/dev/zero"), "is a character device, not a regular file"
+    assert words in _refusal(path)
+
+
+def test_load_refuses_a_file_over_the_limit(saved: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(bptt.io, "MAX_FILE_BYTES", 1024)
+    assert "expected at most 1.0 KiB" in _refusal(saved)
+
+
+def _zip_by_hand(path: Path, members: list[tuple[str, int, bytes, int, int]]) -> Path:
+    """A zip of ``(name, method, payload, crc, declared size)`` members, written field by field, so a
+    member can declare any size without anyone having to inflate it."""
+    out, central = bytearray(), bytearray()
+    for name, method, payload, crc, size in members:
+        raw = name.encode()
+        fields = (20, 0, method, 0, 0x21, crc, len(payload), size, len(raw))
+        central += struct.pack("<4s6H3L5H2L", b"PK\x01\x02", 20, *fields, 0, 0, 0, 0, 0, len(out)) + raw
+        out += struct.pack("<4s5H3L2H", b"PK\x03\x04", *fields, 0) + raw + payload
+    end = struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, len(members), len(members), len(central), len(out), 0)
+    path.write_bytes(bytes(out + central + end))
+    return path
+
+
+def _model_members(saved: Path) -> list[tuple[str, int, bytes, int, int]]:
+    """The members of a saved model, as ``_zip_by_hand`` takes them (stored, honest sizes)."""
+    with zipfile.ZipFile(saved) as z:
+        return [(i.filename, zipfile.ZIP_STORED, z.read(i), i.CRC, i.file_size) for i in z.infolist()]
+
+
+def _deflated_zeros(size: int) -> tuple[bytes, int]:
+    """A real deflate stream of an .npy of ``size`` bytes of zeros, and its CRC, built from one
+    repeated 1 MiB block (after a full flush, equal input deflates to equal bytes)."""
+    chunk = 2**20
+    assert size % chunk == 0
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        header, {"descr": "<f8", "fortran_order": False, "shape": ((size - 128) // 8,)}
+    )
+    assert len(header.getvalue()) == 128
+    first = header.getvalue() + bytes(chunk - 128)
+    zeros = bytes(chunk)
+    c = zlib.compressobj(9, zlib.DEFLATED, -15)
+    head = c.compress(first) + c.flush(zlib.Z_FULL_FLUSH)
+    block = c.compress(zeros) + c.flush(zlib.Z_FULL_FLUSH)
+    tail = c.compress(zeros) + c.flush()
+    crc = zlib.crc32(first)
+    for _ in range(size // chunk - 1):
+        crc = zlib.crc32(zeros, crc)
+    return head + block * (size // chunk - 2) + tail, crc
+
+
+def test_a_zip_bomb_is_refused_before_inflating(tmp_path: Path, saved: Path) -> None:
+    """A 2 MB model file carrying a 2 GiB member of zeros is refused unread, with little memory."""
+    stream, crc = _deflated_zeros(2 * 2**30)
+    members = [*_model_members(saved), ("extra/zeros.npy", zipfile.ZIP_DEFLATED, stream, crc, 2 * 2**30)]
+    bomb = _zip_by_hand(tmp_path / "bomb.npz", members)
+    assert bomb.stat().st_size < 3 * 2**20
+    tracemalloc.start()
+    try:
+        msg = _refusal(bomb)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert "member 'extra/zeros' claims 2.0 GiB in a file of 2.0 MiB; refused unread" in msg
+    assert peak < 16 * 2**20, peak
+
+
+def test_a_stored_member_may_not_claim_more_than_the_file(tmp_path: Path, saved: Path) -> None:
+    """A stored member's declared size above the file's is a lie; it is refused before any read."""
+    members = _model_members(saved)
+    name, method, payload, crc, _ = members[0]
+    members[0] = (name, method, payload, crc, 3 * 2**30)
+    assert "claims 3.0 GiB in a file of" in _refusal(_zip_by_hand(tmp_path / "lie.npz", members))
+
+
+@pytest.mark.parametrize("method", [zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA, 99])
+def test_other_compression_methods_are_refused(tmp_path: Path, saved: Path, method: int) -> None:
+    members = _model_members(saved)
+    members[0] = (members[0][0], method, *members[0][2:])
+    msg = _refusal(_zip_by_hand(tmp_path / "m.npz", members))
+    assert f"uses zip compression method {method}; expected stored or deflated" in msg
+
+
+def test_a_duplicate_member_is_refused(tmp_path: Path, saved: Path) -> None:
+    members = _model_members(saved)
+    assert "appears twice" in _refusal(_zip_by_hand(tmp_path / "m.npz", [*members, members[1]]))
+
+
+def _repacked(saved: Path, path: Path, method: int, change: Callable[[str, np.ndarray], np.ndarray]) -> Path:
+    """``saved``'s arrays, each passed through ``change``, written with zipfile's ``method``."""
+    with np.load(saved) as z:
+        arrays = {k: change(k, z[k]) for k in z.files}
+    with zipfile.ZipFile(path, "w", method) as z:
+        for k, v in arrays.items():
+            z.writestr(f"{k}.npy", _npy(v))
+    return path
+
+
+def test_deflated_and_fortran_order_files_load(tmp_path: Path, saved: Path) -> None:
+    """Members bptt does not write itself but may meet (deflated, Fortran order) load exactly."""
+    path = _repacked(saved, tmp_path / "f.npz", zipfile.ZIP_DEFLATED, lambda k, v: np.asfortranarray(v))
+    loaded, original = bptt.io.load(path), bptt.io.load(saved)
+    for k, v in original.params.items():
+        assert np.array_equal(loaded.params[k], v) and loaded.params[k].flags.writeable, k
+
+
+def test_arrays_together_may_not_exceed_the_limit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A deflated file within MAX_FILE_BYTES whose arrays inflate past it together is refused."""
+    model = bptt.Sequential([bptt.Dense(64, 64, rng=0)])
+    model.params["0.W"][:32] = 0.0  # half zeros: the file deflates to about half the arrays' size
+    bptt.io.save(model, tmp_path / "m.npz")
+    path = _repacked(tmp_path / "m.npz", tmp_path / "z.npz", zipfile.ZIP_DEFLATED, lambda k, v: v)
+    monkeypatch.setattr(bptt.io, "MAX_FILE_BYTES", path.stat().st_size)
+    assert "of arrays; at most" in _refusal(path)
+
+
+def test_npy_version_3_is_refused(tmp_path: Path, saved: Path) -> None:
+    path = _repacked(saved, tmp_path / "v.npz", zipfile.ZIP_STORED, lambda k, v: v)
+    with zipfile.ZipFile(path) as z:
+        members = {i.filename: z.read(i) for i in z.infolist()}
+    members["param/0.W_hh.npy"] = b"\x93NUMPY\x03\x00" + members["param/0.W_hh.npy"][8:]
+    assert ".npy version (3, 0); expected 1.0 or 2.0" in _refusal(_zip(tmp_path / "v3.npz", members))
+
+
+@pytest.mark.parametrize("kind", [["RNN"], {"RNN": 1}, 7, None, "rnn"])
+def test_a_layer_type_of_any_json_type_is_a_value_error(saved: Path, kind: Any) -> None:
+    """A list or dict as a layer's type used to raise TypeError (unhashable)."""
+    record, arrays = _members(saved)
+    record["layers"][0]["type"] = kind
+    assert "unknown type" in _refusal(_write(saved, record, arrays))
+
+
+@pytest.mark.parametrize(
+    "stored, layer_dtype",
+    [
+        (np.float64(1e300), np.float32),
+        (np.longdouble("1e400"), np.float64),
+        (np.longdouble("1e4000"), np.float32),
+    ],
+    ids=["f64-1e300-to-f32", "f128-1e400-to-f64", "f128-1e4000-to-f32"],
+)
+def test_a_weight_beyond_the_layers_dtype_is_refused(
+    tmp_path: Path, stored: np.generic, layer_dtype: type
+) -> None:
+    """A finite weight that becomes inf when cast to the layer's dtype is refused, not loaded as inf."""
+    if not np.isfinite(stored):
+        pytest.skip("this platform's long double is float64")
+    path = tmp_path / "m.npz"
+    bptt.io.save(bptt.Sequential([bptt.Dense(2, 3, rng=0, dtype=layer_dtype)]), path)
+    record, arrays = _members(path)
+    arrays["param/0.W"] = arrays["param/0.W"].astype(stored.dtype)
+    arrays["param/0.W"][0, 0] = stored
+    msg = _refusal(_write(path, record, arrays))
+    assert f"array 'W' holds values beyond {np.dtype(layer_dtype)}'s range" in msg
+
+
+@pytest.mark.parametrize("limit", ["default", "lifted"])
+def test_a_five_million_digit_integer_is_refused_quickly(saved: Path, limit: str) -> None:
+    """A record holding a 5-million-digit integer is corrupt, with Python's default int-string limit
+    and even when a program lifted it process-wide (converting it would take minutes)."""
+    before = sys.get_int_max_str_digits()
+    sys.set_int_max_str_digits(sys.int_info.default_max_str_digits if limit == "default" else 0)
+    try:
+        _, arrays = _members(saved)
+        blob = b'{"format": "bptt", "version": 1, "layers": [], "meta": ' + b"7" * 5_000_000 + b"}"
+        assert "corrupt architecture record (ValueError)" in _refusal(_write(saved, blob, arrays))
+    finally:
+        sys.set_int_max_str_digits(before)
+
+
+HOSTILE_VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**70), 2**70),
+    st.sampled_from([-1, 0, 1, 2, 3, 4, 5, 2**31, 2**63, 10**300, -(10**300)]),
+    st.floats(),
+    st.text(max_size=6),
+    st.sampled_from([*sorted(bptt.io.LAYER_TYPES), "float16", "float128", "int8", "object", "V8", "tanh"]),
+    st.lists(st.integers(-3, 5), max_size=3),
+    st.dictionaries(st.text(max_size=4), st.integers(-2, 5), max_size=3),
+    st.just([[1, 2]]),
+    st.just({"type": "Dense", "config": {}, "params": {}}),
+).map(copy.deepcopy)  # never share one drawn list between places (or examples)
+
+
+def _paths(node: Any, prefix: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
+    """Every place in a JSON value: the keys or indices that lead to it."""
+    if prefix:
+        yield prefix
+    children = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else []
+    for key, child in children:
+        yield from _paths(child, (*prefix, key))
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.data())
+def test_fuzz_record_values(fuzz_path: Path, small_file: Path, data: st.DataObject) -> None:
+    """Any value of the record replaced by a value of another JSON type (or deleted, or a new key
+    added) loads or raises ValueError: never TypeError, KeyError, OverflowError or MemoryError."""
+    record, arrays = _members(small_file)
+    for _ in range(data.draw(st.integers(1, 3), label="edits")):
+        path = data.draw(st.sampled_from(list(_paths(record))), label="path")
+        parent = functools.reduce(lambda node, key: node[key], path[:-1], record)
+        action = data.draw(st.sampled_from(["replace", "delete", "add"]), label="action")
+        if action == "delete":
+            del parent[path[-1]]
+        elif action == "add" and isinstance(parent, dict):
+            parent[data.draw(st.text(max_size=6), label="key")] = data.draw(HOSTILE_VALUES, label="value")
+        else:
+            parent[path[-1]] = data.draw(HOSTILE_VALUES, label="value")
+    _write(fuzz_path, record, arrays)
+    _loads_or_refuses(fuzz_path, fuzz_path.read_bytes())

@@ -7,6 +7,7 @@ recurrence written out step by step.
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -502,6 +503,35 @@ def test_sequential_equals_chaining_layers_by_hand(T: int, B: int) -> None:
     _assert_same_snapshot(model.grads, by_hand_grads)
 
 
+@pytest.mark.parametrize(
+    ("make", "twice", "message"),
+    [
+        (lambda: bptt.Dense(F_IN, F_IN, rng=0), (0, 1), "layer 1 is the same object as layer 0"),
+        (lambda: bptt.RNN(F_IN, F_IN, rng=0), (0, 2), "layer 2 is the same object as layer 0"),
+        (bptt.Tanh, (1, 3), "layer 3 is the same object as layer 1"),
+        (bptt.Sigmoid, (0, 3), "layer 3 is the same object as layer 0"),
+    ],
+)
+def test_sequential_refuses_a_layer_object_used_twice(
+    make: Callable[[], bptt.Layer], twice: tuple[int, int], message: str
+) -> None:
+    """A second use would overwrite the first's caches and give silently wrong gradients: ValueError."""
+    shared = make()
+    layers: list[bptt.Layer] = [bptt.Dense(F_IN, F_IN, rng=i) for i in range(4)]
+    layers[twice[0]] = layers[twice[1]] = shared
+    with pytest.raises(
+        ValueError, match=f"^Sequential: {message}; each position needs a layer object of its own"
+    ):
+        bptt.Sequential(layers)
+
+
+def test_sequential_accepts_equal_but_distinct_layers() -> None:
+    """Two objects with the same weights are two layers: a deep copy is how to repeat one."""
+    rnn = bptt.RNN(F_IN, F_IN, rng=0)
+    model = bptt.Sequential([rnn, copy.deepcopy(rnn), bptt.Tanh(), bptt.Tanh()])
+    assert len(model) == 4
+
+
 def test_sequential_refuses_bad_layer_lists() -> None:
     """An empty list is a ValueError; something that is not a layer is a TypeError."""
     with pytest.raises(ValueError, match="at least one layer"):
@@ -540,6 +570,23 @@ def test_float32_layers_stay_float32(name: str, T: int, B: int) -> None:
     if isinstance(rnn, bptt.RNN):
         assert rnn.grad_h0 is not None
         assert rnn.grad_h0.dtype == np.float32
+
+
+@pytest.mark.parametrize(("T", "B"), SHAPES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sigmoid_layer_is_functional_sigmoid_into_the_far_tail(T: int, B: int, dtype: Any) -> None:
+    """Sigmoid's forward is ``functional.sigmoid`` and its backward ``g ⊙ y(1 - y)``, down to z = -745.
+
+    ``test_functional`` bounds both within a few ulp of the exact values, small results included.
+    """
+    z = -np.geomspace(1.0, 745.0, T * B * F_IN).reshape(T, B, F_IN).astype(dtype)  # (T, B, F)
+    g = np.random.default_rng([T, B]).normal(size=z.shape).astype(dtype)
+    layer = bptt.Sigmoid()
+    y = layer.forward(z)
+    want = bptt.functional.sigmoid(z)
+    np.testing.assert_array_equal(y, want)
+    np.testing.assert_array_equal(layer.backward(g), g * (want * (1 - want)))
+    assert y.dtype == dtype and (T * B * F_IN < 3 or y.flat[1] > 0)
 
 
 @pytest.mark.parametrize("cls", [bptt.Sigmoid, bptt.Tanh, bptt.ReLU, bptt.Last])
@@ -622,15 +669,32 @@ def test_generator_is_used_and_advanced() -> None:
     _assert_same_snapshot(_weights(bptt.RNN(F_IN, F_HID, rng=replay)), _weights(second))
 
 
-def test_rng_none_does_not_touch_global_numpy_state() -> None:
-    """rng=None draws fresh entropy from its own Generator; the legacy global state is untouched."""
+CONSTRUCTORS: dict[str, Callable[..., bptt.Layer]] = {
+    "Dense": lambda **kw: bptt.Dense(F_IN, F_HID, **kw),
+    **{f"RNN-{a}": (lambda a=a, **kw: bptt.RNN(F_IN, F_HID, activation=a, **kw)) for a in ACTIVATIONS},
+    "RNN-no-bias": lambda **kw: bptt.RNN(F_IN, 1, bias=False, **kw),
+    "LSTM": lambda **kw: bptt.LSTM(F_IN, F_HID, **kw),
+    "GRU": lambda **kw: bptt.GRU(F_IN, F_HID, **kw),
+}
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("name", list(CONSTRUCTORS))
+def test_rng_none_is_seed_zero_and_leaves_global_state_alone(name: str, dtype: Any) -> None:
+    """Without rng, every weighted layer draws from seed 0: the same weights every time, in any process.
+
+    The legacy global NumPy state is neither read nor advanced.
+    """
+    make = CONSTRUCTORS[name]
     state = np.random.get_state()  # noqa: NPY002 (reads, never draws)
-    a, b = bptt.Dense(F_IN, F_HID), bptt.Dense(F_IN, F_HID)
+    a, b = make(dtype=dtype), make(dtype=dtype)
     after = np.random.get_state()  # noqa: NPY002
     assert state[0] == after[0]
     np.testing.assert_array_equal(state[1], after[1])
     assert state[2:] == after[2:]
-    assert not np.array_equal(a.params["W"], b.params["W"])
+    _assert_same_snapshot(_weights(a), _weights(b))
+    _assert_same_snapshot(_weights(a), _weights(make(rng=0, dtype=dtype)))
+    assert all(not np.array_equal(a.params[k], make(rng=1, dtype=dtype).params[k]) for k in a.params)
 
 
 @pytest.mark.parametrize("bad", ["seed", 1.5, True, np.random.RandomState(0), [1, 2]])

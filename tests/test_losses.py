@@ -163,6 +163,30 @@ def test_bce_stable_at_huge_logits(reduction: str, mask_on: bool) -> None:
 
 
 @pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("shape", [(1, 1, 1), (1, 4, 2), (6, 1, 3), (5, 3, 4)])
+def test_bce_gradient_of_confident_negatives_is_relatively_exact(
+    reduction: str, shape: tuple[int, int, int]
+) -> None:
+    """Logits from -1 down to -700 with target 0: loss and gradient agree with torch autograd relatively.
+
+    The gradient σ(z) - 0 is as small as 1e-304 there; with no absolute tolerance, only a sigmoid
+    that is accurate in relative terms passes (``(1 + tanh(z/2)) / 2`` gave 0 from z ≈ -38). The
+    loss is checked against the exact value, since torch's own cancels to 0 for a single z = -700.
+    """
+    rng = np.random.default_rng([9, *shape])
+    y = -np.exp(rng.uniform(0.0, np.log(700.0), shape))  # (T, B, F), spread over -1 .. -700
+    y.flat[0] = -700.0
+    target = np.zeros(shape)
+    loss, grad = BCEWithLogitsLoss(reduction=reduction)(y, target)
+    _, ref_grad = torch_reference("bce", y, target, reduction, None)
+    assert np.all(grad > 0)
+    np.testing.assert_allclose(grad, ref_grad, rtol=1e-9, atol=0)
+    # torch's loss cancels here (0 at z = -700); the exact one is Σ log(1 + e^z), in np.longdouble.
+    exact = np.log1p(np.exp(y.astype(np.longdouble))).sum() / (y.size if reduction == "mean" else 1)
+    np.testing.assert_allclose(loss, float(exact), rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
 @pytest.mark.parametrize("mask_on", [False, True])
 def test_cross_entropy_stable_at_huge_logits(reduction: str, mask_on: bool) -> None:
     """Cross-entropy at logits of ±1e4 gives a finite loss and gradient equal to torch's."""

@@ -223,3 +223,16 @@ def test_non_positive_max_norm_raises(max_norm: float) -> None:
     """clip_grad_norm refuses max_norm <= 0 with a ValueError naming max_norm."""
     with pytest.raises(ValueError, match="clip_grad_norm: max_norm must be"):
         clip_grad_norm(make_model(), max_norm)
+
+
+def test_load_state_dict_refuses_a_partial_set_of_buffers() -> None:
+    """Adam's state with ``exp_avg_sq`` dropped is refused by name, never a KeyError mid-step."""
+    model = Sequential([RNN(2, 3, rng=1), Dense(3, 1, rng=2)])
+    opt = Adam(model, lr=0.1)
+    model.forward(np.ones((2, 1, 2)))
+    model.backward(np.ones((2, 1, 1)))
+    opt.step()
+    state = opt.state_dict()
+    del state["0.W_ih/exp_avg_sq"]
+    with pytest.raises(ValueError, match=r"'0.W_ih' has buffers \['exp_avg'\]; expected"):
+        Adam(model, lr=0.1).load_state_dict(state)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 from pathlib import Path
+from typing import Any
 
 import matplotlib.image
 import numpy as np
@@ -345,6 +346,79 @@ def test_plots_replace_atomically(shipped: bptt.Sequential) -> None:
     with pytest.raises(FileNotFoundError):
         plots.plot_pca(shipped, Path("missing") / "p.png", samples=4, n_bits=4)
     assert sorted(p.name for p in Path().iterdir()) == ["p.png"]
+
+
+def _each_plot(shipped: bptt.Sequential) -> dict[str, Any]:
+    """Each plot function, as a call that draws a small picture to a given path."""
+    extra = bptt.io.read(shipped_model())[2]
+    return {
+        "history": lambda path: plots.plot_history(History.from_arrays(extra), path),
+        "hidden": lambda path: plots.plot_hidden(shipped, 5, 9, path),
+        "pca": lambda path: plots.plot_pca(shipped, path, samples=4, n_bits=4),
+        "gradnorm": lambda path: plots.plot_gradnorm(path, steps=5, hidden=2),
+    }
+
+
+@pytest.mark.parametrize(
+    "name, magic",
+    [("p.svg", b"<?xml"), ("p.pdf", b"%PDF-"), ("P.PNG", PNG_SIGNATURE), ("p.png", PNG_SIGNATURE)],
+)
+@pytest.mark.parametrize("kind", ["history", "hidden", "pca", "gradnorm"])
+def test_the_format_follows_the_extension(
+    shipped: bptt.Sequential, kind: str, name: str, magic: bytes
+) -> None:
+    """`x.svg` gets SVG bytes (it once got PNG bytes), `x.pdf` a PDF, and nothing else is left."""
+    _each_plot(shipped)[kind](name)
+    data = Path(name).read_bytes()
+    assert data.startswith(magic) and len(data) > 1000
+    if name.endswith(".svg"):
+        assert b"<svg" in data[:1000]
+    assert [p.name for p in Path().iterdir()] == [name]
+
+
+@pytest.mark.parametrize("name", ["p.jpg", "p.npz", "p", "p.png.tmp", ".svg"])
+@pytest.mark.parametrize("kind", ["history", "hidden", "pca", "gradnorm"])
+def test_other_extensions_are_refused_before_drawing(
+    shipped: bptt.Sequential, monkeypatch: pytest.MonkeyPatch, kind: str, name: str
+) -> None:
+    """An extension matplotlib would not write as asked is refused, listing the allowed ones, before
+    any drawing (matplotlib is never reached) and without writing anything."""
+    plot = _each_plot(shipped)[kind]
+
+    def no_drawing() -> None:
+        raise AssertionError("drew a picture for a path it then refused")
+
+    monkeypatch.setattr(plots, "_pyplot", no_drawing)
+    with pytest.raises(ValueError, match=r"; expected one of \.png, \.svg, \.pdf$") as info:
+        plot(name)
+    assert repr(name) in str(info.value)
+    assert list(Path().iterdir()) == []
+
+
+def test_a_users_tmp_file_survives_a_plot() -> None:
+    """The old fixed temporary name `X.tmp.png` was deleted after each plot; the user's file stays."""
+    for own in ("g.png.tmp.png", ".g.png.tmp"):
+        Path(own).write_bytes(b"mine")
+    plots.plot_gradnorm("g.png", steps=5, hidden=2)
+    assert Path("g.png").read_bytes().startswith(PNG_SIGNATURE)
+    assert sorted(p.name for p in Path().iterdir()) == [".g.png.tmp", "g.png", "g.png.tmp.png"]
+    assert Path("g.png.tmp.png").read_bytes() == b"mine" and Path(".g.png.tmp").read_bytes() == b"mine"
+
+
+def test_plots_write_only_regular_files() -> None:
+    """A plot to /dev/null or a directory named like a picture is refused; a symlink is written through."""
+    Path("null.png").symlink_to("/dev/null")
+    with pytest.raises(ValueError, match=r"'null\.png' is a character device, not a regular file"):
+        plots.plot_gradnorm("null.png", steps=5, hidden=2)
+    assert Path("/dev/null").is_char_device()
+    Path("d.png").mkdir()
+    with pytest.raises(ValueError, match=r"'d\.png' is a directory, not a regular file"):
+        plots.plot_gradnorm("d.png", steps=5, hidden=2)
+    Path("real.png").write_bytes(b"old")
+    Path("link.png").symlink_to("real.png")
+    plots.plot_gradnorm("link.png", steps=5, hidden=2)
+    assert Path("link.png").is_symlink()
+    assert_png(Path("real.png"))
 
 
 # --- bptt plot --------------------------------------------------------------------------------------

@@ -5,7 +5,8 @@
 - a Sequential of one layer is that layer;
 - save then load reproduces the model bit for bit;
 - forward and backward are deterministic and never modify their inputs or earlier results;
-- float32 agrees with float64 on the same (cast) weights within float32 round-off.
+- float32 agrees with float64 on the same (cast) weights within float32 round-off;
+- a Sequential refuses exactly the layer lists that hold one object twice, naming both positions.
 
 All comparisons are float64 at rtol 1e-9 with an atol of 1e-12 times the reference's scale,
 except the float32 one, which says why it is looser.
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -299,3 +301,21 @@ def test_float32_agrees_with_float64(net: Net) -> None:
         # 0.15 of this bound. Scale-aware atol for entries that cancel to near zero.
         scale = float(np.abs(ref).max())
         np.testing.assert_allclose(d32[k], ref, rtol=1e-4, atol=1e-5 * scale, err_msg=k)
+
+
+@settings(max_examples=100, deadline=None)
+@given(picks=st.lists(st.integers(0, 5), min_size=1, max_size=8))
+def test_sequential_refuses_exactly_the_lists_with_a_repeated_object(picks: list[int]) -> None:
+    """Built from a pool of six layers by index: refused iff an index repeats, naming its first repeat."""
+    pool: list[bptt.Layer] = [bptt.Tanh(), bptt.Sigmoid(), bptt.Dense(2, 2, rng=0), bptt.RNN(2, 2, rng=1)]
+    pool += [bptt.Bidirectional(bptt.GRU(2, 1, rng=2), rng=3), bptt.Last()]
+    first_seen: dict[int, int] = {}
+    repeat = next(((i, first_seen[k]) for i, k in enumerate(picks) if first_seen.setdefault(k, i) != i), None)
+    layers = [pool[k] for k in picks]
+    if repeat is None:
+        assert len(bptt.Sequential(layers)) == len(picks)
+    else:
+        with pytest.raises(
+            ValueError, match=f"^Sequential: layer {repeat[0]} is the same object as layer {repeat[1]};"
+        ):
+            bptt.Sequential(layers)

@@ -462,6 +462,33 @@ def test_bidirectional_refuses_a_stateful_or_non_recurrent_layer(inner: Callable
         Bidirectional(inner())
 
 
+@pytest.mark.parametrize("cls", [RNN, LSTM, GRU])
+def test_bidirectional_without_rng_is_reproducible_and_its_directions_differ(cls: type[Any]) -> None:
+    """rng=None draws the backward direction from seed 1: a forward layer built without rng has seed 0's."""
+    a, b = Bidirectional(cls(I, H)), Bidirectional(cls(I, H))
+    assert_same(a.params, b.params)
+    assert_same(a.backward_layer.params, cls(I, H, rng=1).params)
+    assert all(not np.array_equal(a.params[f"fwd.{k}"], a.params[f"bwd.{k}"]) for k in CELL_PARAMS[cls])
+
+
+@pytest.mark.parametrize(
+    ("layers", "message"),
+    [
+        (lambda r: [Bidirectional(r), r], "layer 1 is the same object as layer 0.fwd"),
+        (lambda r: [r, Bidirectional(r)], "layer 1.fwd is the same object as layer 0"),
+        (lambda r: [Bidirectional(r), Bidirectional(r)], "layer 1.fwd is the same object as layer 0.fwd"),
+        (lambda r: [b := Bidirectional(r), Dense(2 * H, I), b], "layer 2 is the same object as layer 0"),
+    ],
+    ids=["bi-then-cell", "cell-then-bi", "two-bi-one-cell", "bi-twice"],
+)
+def test_sequential_refuses_a_cell_shared_through_bidirectional(
+    layers: Callable[[Layer], list[Layer]], message: str
+) -> None:
+    """A cell met twice anywhere inside one Sequential is refused with both positions named."""
+    with pytest.raises(ValueError, match=f"^Sequential: {re.escape(message)}; each position"):
+        Sequential(layers(RNN(I, I, rng=0)))
+
+
 # ---------------------------------------------------------------------------------------------
 # Saving
 

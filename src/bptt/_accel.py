@@ -42,8 +42,8 @@ def _adder_kernel(
                 s += h[k] * W_hh[k, j]
             if act == 0:
                 s = np.tanh(s)
-            elif act == 1:
-                s = 0.5 * (1.0 + np.tanh(0.5 * s))
+            elif act == 1:  # functional.sigmoid's formula, e^s below its float64 limit
+                s = 1.0 / (1.0 + np.exp(-s)) if s >= -709.0 else np.exp(s)
             elif act == 2:
                 s = max(s, 0.0)
             new[j] = s

@@ -37,6 +37,16 @@ def as_rng(rng: np.random.Generator | int | None, where: str) -> np.random.Gener
     raise kind(f"{where}: rng must be a numpy Generator, an int seed ≥ 0 or None, got {rng!r}")
 
 
+def weight_rng(rng: np.random.Generator | int | None, where: str, default: int = 0) -> np.random.Generator:
+    """The generator a layer draws its initial weights from: ``rng=None`` means seed ``default``.
+
+    So a model's weights follow from its code alone (``RNN(2, 8)`` is ``RNN(2, 8, rng=0)``) in any
+    process, as with PyTorch's fixed default seed. Data sampling keeps ``as_rng``, where ``None``
+    is fresh entropy, so that batches drawn in a loop differ.
+    """
+    return as_rng(default if rng is None else rng, where)
+
+
 def positive_int(value: Any, where: str, name: str) -> int:
     """``value`` as an int ≥ 1, refusing bools, floats and everything else."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:

@@ -23,10 +23,11 @@ import statistics
 import time
 import tracemalloc
 from collections.abc import Callable
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
+from ._files import atomic_write
 from .layers import Dense, Sequential
 from .losses import MSELoss
 from .recurrent import GRU, LSTM, RNN
@@ -258,9 +259,20 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
                 f"({m['peak_bytes'] / m['must_keep_bytes']:.2f}x), growth {m['growth']:.0f} B"
             )
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(rows, f, indent=1)
+
+        def write(f: BinaryIO) -> None:
+            f.write(json.dumps(rows, indent=1).encode())
+
+        atomic_write(args.json, write, what="--json")
     return rows
+
+
+def nbytes(shape: tuple[int, ...], dtype: Any, cell: str = "rnn") -> int:
+    """Memory one row needs, both engines together: inputs, states, gates and weights with gradients."""
+    T, B, I, H, O = shape
+    G = {"rnn": 1, "lstm": 4, "gru": 3}[cell]
+    per_engine = 4 * T * B * (I + G * H + O) + 4 * G * H * (I + H + 1) + 4 * H * O
+    return 2 * per_engine * np.dtype(dtype).itemsize
 
 
 if __name__ == "__main__":

@@ -9,26 +9,25 @@ bit for bit where the run stopped. Writes are atomic (see ``bptt.io.save``).
 from __future__ import annotations
 
 import os
-import signal
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from ._files import short_repr
 from ._types import Array
 from .io import read, save
 from .layers import Layer, Sequential
 from .optim import Optimizer
+from .stopping import StopFlag, stop_on_interrupt  # re-exported: they lived here first
 
 __all__ = ["Checkpoint", "StopFlag", "load_checkpoint", "save_checkpoint", "stop_on_interrupt"]
 
 
 @dataclass
 class Checkpoint:
-    """What ``load_checkpoint`` returns."""
+    """What ``load_checkpoint`` returns; every field has been checked (see ``load_checkpoint``)."""
 
     model: Sequential
     step: int
@@ -47,58 +46,148 @@ def save_checkpoint(
     history: dict[str, Array],
     settings: dict[str, Any],
 ) -> None:
-    """Write everything needed to resume after ``step`` completed steps, atomically."""
-    extra = {f"opt/{k}": v for k, v in optimizer.state_dict().items()}
+    """Write everything needed to resume after ``step`` completed steps, atomically.
+
+    Refuses with ``ValueError``, writing nothing, what ``load_checkpoint`` would refuse: NaN or
+    Inf in the weights, the optimizer's buffers or the history, an RNG other than PCG64
+    (``np.random.default_rng``), or settings of the wrong shape.
+    """
+    state = optimizer.state_dict()
+    rng_state = rng.bit_generator.state
+    _check_fields("save_checkpoint", model.params, step, rng_state, settings, state, history)
+    extra = {f"opt/{k}": v for k, v in state.items()}
     extra.update({f"history/{k}": v for k, v in history.items()})
-    meta = {"checkpoint": {"step": step, "rng": rng.bit_generator.state, "settings": settings}}
+    meta = {"checkpoint": {"step": step, "rng": rng_state, "settings": settings}}
     save(model, path, meta=meta, extra=extra)
 
 
 def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
-    """Read a checkpoint; a model file that is not one raises ``ValueError`` saying so."""
+    """Read a checkpoint, checking every field before anything uses it.
+
+    A file that is not a checkpoint, or one with any field of the wrong type, shape or value,
+    raises ``ValueError`` naming the field: the step (an int ≥ 0); the RNG state (numpy's
+    PCG64 ``bit_generator.state``, proven by setting it on a scratch generator); the settings
+    (a dict with a string ``task``; for ``"addition"`` exactly the keys and types
+    ``tasks.addition.train`` writes); the optimizer buffers (finite floats shaped like the
+    model's parameters, the same buffer names for every parameter, an integer ``steps`` ≥ 0);
+    and the history (1-D finite numbers).
+    """
     model, meta, extra = read(path)
+    where = f"resume: {os.fspath(path)!r}"
     info = meta.get("checkpoint")
     if not isinstance(info, dict) or not {"step", "rng", "settings"} <= set(info):
-        raise ValueError(f"resume: {os.fspath(path)!r} is a model file but not a training checkpoint")
-    step = info["step"]
-    if type(step) is not int or step < 0:
-        raise ValueError(f"resume: {os.fspath(path)!r} has a corrupt step count {step!r}")
-    return Checkpoint(
-        model=model,
-        step=step,
-        optimizer={k.removeprefix("opt/"): v for k, v in extra.items() if k.startswith("opt/")},
-        rng_state=info["rng"],
-        history={k.removeprefix("history/"): v for k, v in extra.items() if k.startswith("history/")},
-        settings=info["settings"],
+        raise ValueError(f"{where} is a model file but not a training checkpoint")
+    optimizer = {k.removeprefix("opt/"): v for k, v in extra.items() if k.startswith("opt/")}
+    history = {k.removeprefix("history/"): v for k, v in extra.items() if k.startswith("history/")}
+    step, rng_state, settings = info["step"], info["rng"], info["settings"]
+    _check_fields(where, model.params, step, rng_state, settings, optimizer, history)
+    return Checkpoint(model, step, optimizer, rng_state, history, settings)
+
+
+# What ``tasks.addition.train`` stores as ``settings``: each key, what it must be, and a test.
+_ADDITION_SETTINGS: dict[str, tuple[str, Callable[[Any], bool]]] = {
+    "task": ("'addition'", lambda v: v == "addition"),
+    "n_bits": ("an int ≥ 1", lambda v: type(v) is int and v >= 1),
+    "hidden": ("an int ≥ 1", lambda v: type(v) is int and v >= 1),
+    "seed": ("an int ≥ 0", lambda v: type(v) is int and v >= 0),
+    "preset": ("a name in tasks.addition.PRESETS", lambda v: isinstance(v, str) and v in _addition_presets()),
+    "options": ("a dict", lambda v: isinstance(v, dict)),
+}
+_PCG64_KEYS = {"bit_generator", "state", "has_uint32", "uinteger"}
+
+
+def _addition_presets() -> set[str]:
+    from .tasks.addition.training import PRESETS  # here, not above: training imports this module
+
+    return set(PRESETS)
+
+
+def _need(ok: bool, where: str, field: str, expected: str, value: Any = None, *, got: str = "") -> None:
+    """Refuse ``field`` unless ``ok``, naming what was expected and what was found (``got`` or
+    ``value``)."""
+    if not ok:
+        raise ValueError(f"{where}: {field} must be {expected}, got {got or short_repr(value)}")
+
+
+def _uint(value: Any, bits: int) -> bool:
+    return type(value) is int and 0 <= value < 2**bits
+
+
+def _check_fields(
+    where: str,
+    params: dict[str, Array],
+    step: Any,
+    rng_state: Any,
+    settings: Any,
+    optimizer: dict[str, Array],
+    history: dict[str, Array],
+) -> None:
+    """Refuse, naming the field, anything in a checkpoint that resuming could trip over."""
+    _need(type(step) is int and step >= 0, where, "the step count", "an int ≥ 0", step)
+    _check_rng(where, rng_state)
+    _check_settings(where, settings)
+    _check_optimizer(where, params, optimizer)
+    for name, a in history.items():
+        _check_array(where, f"history {name!r}", a, "iuf")
+        _need(a.ndim == 1, where, f"history {name!r}", "1-D", got=f"shape {a.shape}")
+
+
+def _check_array(where: str, field: str, a: Array, kinds: str) -> None:
+    """Finite numbers of one of the dtype ``kinds``."""
+    _need(
+        a.dtype.kind in kinds, where, field, "numbers" if len(kinds) > 1 else "floats", got=f"dtype {a.dtype}"
     )
+    _need(bool(np.all(np.isfinite(a))), where, field, "finite", got="NaN or Inf")
 
 
-class StopFlag:
-    """Set by the first Ctrl-C while ``stop_on_interrupt`` is active; training stops at the next step."""
-
-    def __init__(self) -> None:
-        self.requested = False
-
-
-@contextmanager
-def stop_on_interrupt() -> Iterator[StopFlag]:
-    """Turn the first SIGINT into a request to stop cleanly at a step boundary.
-
-    A second Ctrl-C interrupts at once, as usual. Outside the main thread (where Python does not
-    allow signal handlers) the flag is never set and Ctrl-C behaves as usual.
-    """
-    flag = StopFlag()
-    if threading.current_thread() is not threading.main_thread():
-        yield flag
-        return
-    previous = signal.getsignal(signal.SIGINT)
-
-    def handler(signum: int, frame: object) -> None:
-        flag.requested = True
-        signal.signal(signal.SIGINT, previous)
-
-    signal.signal(signal.SIGINT, handler)
+def _check_rng(where: str, state: Any) -> None:
+    """numpy's PCG64 ``bit_generator.state``, key by key, then proven on a scratch generator."""
+    _need(isinstance(state, dict), where, "the RNG state", "a dict", state)
+    _need(state.get("bit_generator") == "PCG64", where, "the RNG", "'PCG64'", state.get("bit_generator"))
+    _need(set(state) == _PCG64_KEYS, where, "the RNG state's keys", str(sorted(_PCG64_KEYS)), sorted(state))
+    inner = state["state"]
+    expected = "a dict of 'state' and 'inc'"
+    _need(isinstance(inner, dict) and set(inner) == {"state", "inc"}, where, "the RNG state", expected, inner)
+    for key in ("state", "inc"):
+        _need(_uint(inner[key], 128), where, f"the RNG's {key}", "an int in [0, 2**128)", inner[key])
+    has = state["has_uint32"]
+    _need(type(has) is int and has in (0, 1), where, "the RNG's has_uint32", "0 or 1", has)
+    _need(
+        _uint(state["uinteger"], 32), where, "the RNG's uinteger", "an int in [0, 2**32)", state["uinteger"]
+    )
     try:
-        yield flag
-    finally:
-        signal.signal(signal.SIGINT, previous)
+        np.random.PCG64(0).state = state
+    except (TypeError, ValueError, KeyError, OverflowError) as e:
+        raise ValueError(f"{where}: numpy refuses the RNG state ({e})") from None
+
+
+def _check_settings(where: str, settings: Any) -> None:
+    _need(isinstance(settings, dict), where, "the settings", "a dict", settings)
+    task = settings.get("task")
+    _need(isinstance(task, str), where, "settings['task']", "a string", task)
+    if task != "addition":
+        return  # another task's trainer checks its own settings when it compares them
+    keys = set(_ADDITION_SETTINGS)
+    _need(set(settings) == keys, where, "the settings' keys", str(sorted(keys)), sorted(settings))
+    for key, (expected, test) in _ADDITION_SETTINGS.items():
+        _need(test(settings[key]), where, f"settings[{key!r}]", expected, settings[key])
+
+
+def _check_optimizer(where: str, params: dict[str, Array], state: dict[str, Array]) -> None:
+    """Buffers as ``Optimizer.state_dict`` writes them: ``"{param}/{buffer}"`` and ``"steps"``."""
+    steps = state.get("steps")
+    ok = steps is not None and steps.shape == () and steps.dtype.kind in "iu" and int(steps) >= 0
+    _need(ok, where, "the optimizer's 'steps'", "an integer ≥ 0", steps)
+    names: dict[str, set[str]] = {p: set() for p in params}
+    for key, value in state.items():
+        if key == "steps":
+            continue
+        param, _, buffer = key.rpartition("/")
+        field = f"optimizer buffer {key!r}"
+        _need(param in params, where, field, f"a buffer of one of {sorted(params)}", key)
+        shape = params[param].shape
+        _need(value.shape == shape, where, field, f"shaped {shape}", got=f"shape {value.shape}")
+        _check_array(where, field, value, "f")
+        names[param].add(buffer)
+    kinds = {frozenset(v) for v in names.values()}  # every step updates every parameter's buffers
+    _need(len(kinds) <= 1, where, "the optimizer buffers", "the same for every parameter", names)

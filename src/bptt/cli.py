@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
 from typing import Any, NoReturn
 
 from ._version import __version__
+from .errors import Terminated, raise_terminated
 
 __all__ = ["UsageError", "main"]
 
@@ -19,9 +24,13 @@ class UsageError(Exception):
     """A user's mistake: reported as one line on stderr with exit status 2, never a traceback."""
 
 
+class _ParseError(UsageError):
+    """A bad command line, already worded by argparse with the subcommand's name."""
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
-        raise UsageError(f"{self.prog}: error: {message} (see '{self.prog} --help')")
+        raise _ParseError(f"{self.prog}: error: {message} (see '{self.prog} --help')")
 
 
 def _cmd_gradcheck(args: argparse.Namespace) -> int:
@@ -63,12 +72,31 @@ def shipped_model() -> Path:
 SHIPPED_COMMAND = "bptt train --seed 0 --out src/bptt/data/adder.npz"
 
 
+@contextmanager
+def _any_length_decimals() -> Iterator[None]:
+    """Lift Python's limit on int <-> decimal conversions for operands and sums, and only for them.
+
+    The limit guards against quadratic-time conversions of hostile input; everything else (a
+    model file's JSON record, say) keeps it.
+    """
+    if not hasattr(sys, "set_int_max_str_digits"):  # Python without the limit
+        yield
+        return
+    before = sys.get_int_max_str_digits()
+    sys.set_int_max_str_digits(0)
+    try:
+        yield
+    finally:
+        sys.set_int_max_str_digits(before)
+
+
 def _natural(text: str) -> int:
     """A non-negative decimal integer of any length, for argparse."""
     digits = text.strip().replace("_", "")
     if not digits.isdigit() or not digits.isascii():
         raise argparse.ArgumentTypeError(f"expected a non-negative decimal integer, got {text[:40]!r}")
-    return int(digits)
+    with _any_length_decimals():
+        return int(digits)
 
 
 def _hex_natural(text: str) -> int:
@@ -159,26 +187,19 @@ def _cmd_train(args: argparse.Namespace) -> int:
             raise UsageError(f"{flag} does not apply to --task {args.task}")
     if args.task == "charlm":
         return _train_charlm(args)
-    from .io import save
-    from .tasks.addition import PRESETS, Diverged, Interrupted, operand_width, train
+    from .stopping import Diverged, Interrupted
+    from .tasks.addition import PRESETS, operand_width, train
 
-    args.out = args.out or DEFAULT_MODEL
+    args.out = DEFAULT_MODEL if args.out is None else args.out  # "" is refused, not defaulted
     _writable(args.out, "--out")
-    if args.plot:
-        _require_matplotlib()
-        _writable(args.plot, "--plot")
+    if args.plot is not None:
+        _image_path(args.plot, "--plot")
     settings = _train_settings(args)
-    checkpoint = args.checkpoint or str(Path(args.out).with_suffix("")) + ".ckpt.npz"
+    checkpoint = (
+        str(Path(args.out).with_suffix("")) + ".ckpt.npz" if args.checkpoint is None else args.checkpoint
+    )
     _writable(checkpoint, "--checkpoint")
     recipe = PRESETS[settings["preset"]]
-    bar = _progress(recipe.steps, args.quiet)
-
-    def progress(step: int, loss: float, history: Any) -> None:
-        bar.update(1)
-        if history.accuracy and history.check_step[-1] == step:
-            bar.set_postfix(
-                loss=f"{loss:.4f}", exact=f"{history.accuracy[-1]:.0%}", margin=f"{history.margin[-1]:.2f}"
-            )
 
     def meta(history: Any) -> dict[str, Any]:
         return {
@@ -194,57 +215,88 @@ def _cmd_train(args: argparse.Namespace) -> int:
         }
 
     try:
-        model, history = train(
-            settings["n_bits"],
-            settings["hidden"],
-            settings["seed"],
-            preset=settings["preset"],
-            callback=progress,
-            checkpoint=checkpoint,
-            checkpoint_every=args.checkpoint_every,
-            resume=args.resume,
-            interruptible=True,
-        )
+        with _Progress(recipe.steps, args.quiet) as bar:
+
+            def progress(step: int, loss: float, history: Any) -> None:
+                if history.accuracy and history.check_step[-1] == step:
+                    exact, margin = f"{history.accuracy[-1]:.0%}", f"{history.margin[-1]:.2f}"
+                    bar.step(step, loss=f"{loss:.4f}", exact=exact, margin=margin)
+                else:
+                    bar.step(step)
+
+            model, history = train(
+                settings["n_bits"],
+                settings["hidden"],
+                settings["seed"],
+                preset=settings["preset"],
+                callback=progress,
+                checkpoint=checkpoint,
+                checkpoint_every=args.checkpoint_every,
+                resume=args.resume,
+                interruptible=True,
+            )
     except Interrupted as e:
-        bar.close()
+        again = ["bptt", "train", "--resume", checkpoint, "--out", args.out]
+        for flag in ("checkpoint", "checkpoint_every", "plot"):  # where the first run wrote, again
+            again += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))] if getattr(args, flag) else []
+        again += ["--quiet"] if args.quiet else []
         print(
-            f"bptt train: {e}; checkpoint saved; continue with: bptt train --resume {checkpoint}",
+            f"bptt train: {e}; checkpoint saved to {checkpoint}; continue with: {shlex.join(again)}",
             file=sys.stderr,
         )
-        return 130
+        return e.exit_status
     except Diverged as e:
-        bar.close()
-        _save_model(save, e.model, args.out, meta(e.history), e.history.arrays())
-        print(
-            f"bptt train: error: {e}; saved the last good weights (step {e.step}) to {args.out}",
-            file=sys.stderr,
-        )
-        return 1
-    bar.close()
-    verdict = "met the stopping rule" if recipe.steps is None else "ran the fixed schedule"
-    print(f"trained in {history.steps} steps, {history.seconds * 1000:.0f} ms ({verdict})")
-    _save_model(save, model, args.out, meta(history), history.arrays())
+        return _save_last_good(e, args.out, meta(e.history))
+    # What happened, from the history: a resumed run trained only the steps after its checkpoint.
+    steps = (
+        f"{history.steps} steps" if not bar.resumed_from else f"steps {bar.resumed_from + 1}-{history.steps}"
+    )
+    ms = f"{history.seconds * 1000:.0f} ms"
+    if not history.converged:
+        print(f"stopped after {steps}, {ms}, without meeting the stopping rule")
+    else:
+        verdict = "met the stopping rule" if recipe.steps is None else "ran the fixed schedule"
+        print(f"trained in {steps}, {ms} ({verdict})")
+    _save_model(model, args.out, meta(history), history.arrays())
     print(f"saved {args.out}")
     if args.plot:
         from .plots import plot_history
 
         plot_history(history, args.plot)
         print(f"plotted {args.plot}")
-    return _print_table(_accuracy_table(model, operand_width(settings["n_bits"], recipe), settings["seed"]))
+    exact = _print_table(_accuracy_table(model, operand_width(settings["n_bits"], recipe), settings["seed"]))
+    return exact if history.converged else 1
 
 
-def _save_model(save: Any, model: Any, path: str, meta: dict[str, Any], extra: dict[str, Any]) -> None:
+def _save_model(model: Any, path: str, meta: dict[str, Any], extra: dict[str, Any]) -> None:
+    from .io import save
+
     try:
         save(model, path, meta=meta, extra=extra)
     except OSError as e:
         raise UsageError(f"cannot write {path!r}: {e.strerror or e}") from None
 
 
+def _save_last_good(e: Any, path: str, meta: dict[str, Any]) -> int:
+    """After ``Diverged``: save its weights (finite, by ``UpdateGuard``) if a step had completed; exit 1."""
+    if e.step == 0:
+        print(
+            f"bptt train: error: {e}; no step had completed, so there are no good weights to save",
+            file=sys.stderr,
+        )
+    else:
+        _save_model(e.model, path, meta, e.history.arrays())
+        print(
+            f"bptt train: error: {e}; saved the last good weights (step {e.step}) to {path}", file=sys.stderr
+        )
+    return 1
+
+
 def _train_charlm(args: argparse.Namespace) -> int:
-    from .io import save
+    from .stopping import Diverged, Interrupted
     from .tasks import charlm
 
-    args.out = args.out or "charlm.npz"
+    args.out = "charlm.npz" if args.out is None else args.out
     _writable(args.out, "--out")
     try:
         text = charlm.default_text() if args.text is None else charlm.load_text(args.text)
@@ -262,26 +314,41 @@ def _train_charlm(args: argparse.Namespace) -> int:
         "k1": k1,
         "k2": k2,
     }
-    bar = _progress(options["steps"], args.quiet)
-
-    def progress(step: int, loss: float, history: Any) -> None:
-        bar.update(1)
-        if history.check_step and history.check_step[-1] == step:
-            bar.set_postfix(loss=f"{loss:.3f}", held_out_bpc=f"{history.bpc[-1]:.3f}")
-
+    vocab = charlm.Vocabulary.of(text)  # what train uses: an interrupted model is saved with it
+    meta = {"command": shlex.join(["bptt", *args.argv]), "task": "charlm", "vocab": vocab.chars, **options}
     try:
-        model, vocab, history = charlm.train(
-            text, hidden=args.hidden or 128, seed=args.seed or 0, callback=progress, **options
-        )
+        with _Progress(options["steps"], args.quiet) as bar:
+
+            def progress(step: int, loss: float, history: Any) -> None:
+                if history.check_step and history.check_step[-1] == step:
+                    bar.step(step, loss=f"{loss:.3f}", held_out_bpc=f"{history.bpc[-1]:.3f}")
+                else:
+                    bar.step(step)
+
+            model, vocab, history = charlm.train(
+                text,
+                hidden=args.hidden or 128,
+                seed=args.seed or 0,
+                callback=progress,
+                interruptible=True,
+                **options,
+            )
     except ValueError as e:
         raise UsageError(str(e)) from None
-    bar.close()
+    except Interrupted as e:  # keep what was learnt: the model so far, marked as stopped early
+        _save_model(e.model, args.out, {**meta, "updates": e.step, "stopped": str(e)}, e.history.arrays())
+        print(
+            f"bptt train: {e} of {options['steps']}; saved the model trained so far to {args.out}",
+            file=sys.stderr,
+        )
+        return e.exit_status
+    except Diverged as e:
+        return _save_last_good(e, args.out, {**meta, "updates": e.step, "stopped": str(e)})
     steps_s = history.seconds / len(history.loss)
     print(
         f"trained {len(history.loss)} updates in {history.seconds:.1f} s ({1000 * steps_s:.1f} ms per update)"
     )
-    meta = {"command": shlex.join(["bptt", *args.argv]), "task": "charlm", "vocab": vocab.chars, **options}
-    _save_model(save, model, args.out, meta, history.arrays())
+    _save_model(model, args.out, {**meta, "updates": len(history.loss)}, history.arrays())
     print(f"saved {args.out}")
     train_ids, held = charlm.split(vocab.encode(text))
     rows = [
@@ -299,6 +366,8 @@ def _train_charlm(args: argparse.Namespace) -> int:
 def _cmd_sample(args: argparse.Namespace) -> int:
     from .io import read
     from .tasks import charlm
+
+    _require_memory(64 * args.length, f"--length {args.length}")  # the indices and the text, per character
 
     try:
         model, meta, _ = read(args.model)
@@ -339,19 +408,106 @@ def _print_table(rows: list[tuple[str, float]]) -> int:
     return 0 if all(acc == 1.0 for _, acc in rows) else 1
 
 
-def _progress(total: int | None, quiet: bool) -> Any:
-    from tqdm import tqdm
+class _Progress:
+    """The training progress bar (tqdm, on stderr); as a context manager it is closed on every way out.
 
-    return tqdm(total=total, desc="training", unit="step", disable=quiet, leave=False, file=sys.stderr)
+    A signal handled in Python code that runs from a finalizer or an exit hook (tqdm's
+    ``__del__``, its monitor thread's ``atexit`` hook) cannot be raised there, only printed
+    with a traceback, and a second Ctrl-C tends to land just there, as the command ends. So the
+    monitor thread is off, and ``close`` releases the bar inside ``stop_on_interrupt``: a
+    signal arriving meanwhile is held, then delivered as soon as the bar is gone.
+    """
+
+    def __init__(self, total: int | None, quiet: bool) -> None:
+        self.total, self.quiet = total, quiet
+        self.resumed_from = 0  # the step before the first one shown (a resumed run's checkpoint)
+        self._bar: Any = None
+
+    def __enter__(self) -> _Progress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def step(self, step: int, **postfix: str) -> None:
+        """Show that ``step`` is done, with ``postfix`` values beside the bar if given."""
+        if self._bar is None:
+            from tqdm import tqdm
+
+            tqdm.monitor_interval = 0  # no monitor thread
+            self.resumed_from = step - 1
+            self._bar = tqdm(
+                total=self.total,
+                initial=self.resumed_from,
+                desc="training",
+                unit="step",
+                disable=self.quiet,
+                leave=False,
+                file=sys.stderr,
+            )
+        self._bar.update(1)
+        if postfix:
+            self._bar.set_postfix(postfix)
+
+    def close(self) -> None:
+        """Clear the bar and release it (tqdm's ``__del__`` runs here) with signals held."""
+        import signal
+
+        from .stopping import stop_on_interrupt
+
+        with stop_on_interrupt() as held:
+            if self._bar is not None:
+                self._bar.close()
+            self._bar = None
+        if held.signum is not None:
+            signal.raise_signal(held.signum)
 
 
 def _writable(path: str, flag: str) -> None:
     """Refuse an output path before any work is done, rather than fail after it."""
-    p = Path(path)
-    if p.is_dir():
-        raise UsageError(f"{flag} {path!r} is a directory; expected a file path")
-    if not p.resolve().parent.is_dir():
-        raise UsageError(f"{flag} {path!r}: the folder {str(p.parent)!r} does not exist")
+    from ._files import check_writable
+
+    try:
+        check_writable(path, what=flag)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+
+
+def _available_memory() -> int:
+    """Bytes this process may still allocate: free RAM, or a lower address-space limit."""
+    try:
+        with open("/proc/meminfo", "rb") as f:
+            fields = dict(line.split(b":", 1) for line in f)
+        free = int(fields[b"MemAvailable"].split()[0]) * 1024
+    except (OSError, KeyError, ValueError):
+        free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    import resource
+
+    limit = resource.getrlimit(resource.RLIMIT_AS)[0]
+    return free if limit == resource.RLIM_INFINITY else min(free, limit)
+
+
+def _require_memory(nbytes: float, what: str) -> None:
+    """Refuse up front, with the size named, work that would not fit in memory."""
+    from ._files import format_bytes
+
+    free = _available_memory()
+    if nbytes > free:
+        raise UsageError(
+            f"{what} needs about {format_bytes(int(nbytes))} of memory; {format_bytes(free)} is available"
+        )
+
+
+def _image_path(path: str, flag: str) -> None:
+    """Refuse up front an image path that cannot be written or whose extension is no image format."""
+    _require_matplotlib()
+    _writable(path, flag)
+    from .plots import image_format
+
+    try:
+        image_format(path)
+    except ValueError as e:
+        raise UsageError(f"{flag} {e.args[0].removeprefix('plot: ')}") from None
 
 
 def _require_matplotlib() -> None:
@@ -366,7 +522,7 @@ def _cmd_add(args: argparse.Namespace) -> int:
 
     parse = _hex_natural if args.hex else _natural
     try:
-        a, b = parse(args.a), parse(args.b)
+        a, b = parse(_operand_text(args.a)), parse(_operand_text(args.b))
     except argparse.ArgumentTypeError as e:
         raise UsageError(str(e)) from None
     model = _load(args.model)
@@ -374,7 +530,11 @@ def _cmd_add(args: argparse.Namespace) -> int:
         total = add(model, a, b)
     except ValueError as e:
         raise UsageError(str(e)) from None
-    print(f"{total:x}" if args.hex else total)
+    if args.hex:
+        print(f"{total:x}")
+    else:
+        with _any_length_decimals():
+            print(total)
     if args.check:
         exact = a + b
         if total != exact:
@@ -388,15 +548,42 @@ def _cmd_add(args: argparse.Namespace) -> int:
     return 0
 
 
+OPERAND_FILE_LIMIT = 1 << 26  # bytes of an @FILE operand: 64 MiB of digits is 200 million bits
+
+
+def _operand_text(arg: str) -> str:
+    """The operand itself, or the text of the file an ``@FILE`` argument names.
+
+    The file's content is the number, decoded strictly as UTF-8; an ``@`` inside it is not
+    followed (argparse's own @-files would recurse and split the number at newlines).
+    """
+    if not arg.startswith("@"):
+        return arg
+    from ._files import read_regular
+
+    try:
+        raw = read_regular(arg[1:], limit=OPERAND_FILE_LIMIT, what="operand file")
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise UsageError(
+            f"operand file {arg[1:]!r} is not UTF-8 text (byte {e.start} cannot be decoded)"
+        ) from None
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+
+
 def _cmd_eval(args: argparse.Namespace) -> int:
     import numpy as np
 
     from .tasks.addition import accuracy
 
-    model = _load(args.model)
     samples = args.samples
     if samples is None and args.bits > 10:
         samples = 1000
+    sums = 4**args.bits if samples is None else samples
+    # x (T, B, 2), y (T, B, 1), the sampled bits and the predictions: about 6 float64 per step and sum
+    _require_memory(6 * 8 * (args.bits + 1) * sums, f"--bits {args.bits} with {sums:,} sums")
+    model = _load(args.model)
     try:
         acc = accuracy(model, args.bits, samples, np.random.default_rng(args.seed))
     except ValueError as e:
@@ -415,6 +602,10 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     rng = np.random.default_rng(args.seed)
     if args.model is not None:
         model = _load(args.model)
+        width = sum(max(p.shape) for p in model.params.values())
+        _require_memory(
+            8 * 16 * args.steps * args.batch * width, f"--steps {args.steps} --batch {args.batch}"
+        )
         first = model[0]
         inputs = getattr(first, "input_size", getattr(first, "in_features", None))
         if not isinstance(inputs, int):
@@ -422,6 +613,9 @@ def _cmd_explain(args: argparse.Namespace) -> int:
         x = rng.integers(0, 2, (args.steps, args.batch, inputs)).astype(float)
     else:  # the seed's network: identity recurrence, no biases, sigmoid on the last state and the output
         I, H, O = args.input, args.hidden, args.output
+        # weights, gradients and the deliberate mistakes' copies; states and δ per step
+        T, B = args.steps, args.batch
+        _require_memory(8 * (8 * H * (I + H + O) + 16 * T * B * (I + H + O)), "this network")
         rnn = RNN(I, H, activation=args.activation, bias=False, rng=rng)
         rnn.h0 = rng.normal(0.0, 0.5, (args.batch, H))
         model = Sequential([rnn, Last(), Sigmoid(), Dense(H, O, bias=False, rng=rng), Sigmoid()])
@@ -432,8 +626,7 @@ def _cmd_explain(args: argparse.Namespace) -> int:
 
 def _cmd_plot(args: argparse.Namespace) -> int:
     """Draw one picture to a PNG: training curves, an adder's hidden states, or gradient norms."""
-    _require_matplotlib()
-    _writable(args.out, "--out")
+    _image_path(args.out, "--out")
     if args.kind != "hidden" and (args.a is not None or args.b is not None):
         raise UsageError(f"--a and --b choose the sum for 'plot hidden'; 'plot {args.kind}' takes neither")
     if args.kind == "gradnorm" and args.model is not None:
@@ -498,10 +691,13 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         import torch  # noqa: F401
     except ImportError:
         raise UsageError("the benchmark needs torch and threadpoolctl: pip install 'bptt[bench]'") from None
-    from .bench import run
+    from .bench import nbytes, run
 
     if args.json:
         _writable(args.json, "--json")
+    for shape in args.shapes or ():
+        for cell in args.cells:
+            _require_memory(nbytes(shape, "float64", cell), f"--shapes {','.join(map(str, shape))}")
     run(args)
     return 0
 
@@ -559,7 +755,6 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "add",
         help="add two numbers with the RNN",
-        fromfile_prefix_chars="@",
         epilog="@FILE reads an operand from a file (for numbers too long for a command line)",
     )
     p.add_argument("a", help="a non-negative integer, any length (decimal, or hexadecimal with --hex)")
@@ -612,29 +807,71 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the ``bptt`` command; returns the exit status."""
-    if hasattr(sys, "set_int_max_str_digits"):
-        sys.set_int_max_str_digits(0)  # operands and sums of any length
-    parser = build_parser()
+    """Run the ``bptt`` command; returns the exit status.
+
+    Every way out is one line on stderr, never a traceback: a user's mistake, an operating-system
+    error (unreadable file, full disk, read-only folder), memory, a closed output pipe and Ctrl-C.
+    """
     argv = list(sys.argv[1:] if argv is None else argv)
+    command = "bptt"
+    previous = _handle_sigterm(raise_terminated)
     try:
+        parser = build_parser()
         args = parser.parse_args(argv)
         args.argv = argv
         if args.command is None:
             parser.print_help()
             return 0
-        try:
-            status: int = args.func(args)
-        except UsageError as e:
-            raise UsageError(f"bptt {args.command}: error: {e}") from None
+        command = f"bptt {args.command}"
+        status: int = args.func(args)
+        sys.stdout.flush()  # a closed pipe shows here, inside the handler, not at exit
         return status
-    except UsageError as e:
+    except _ParseError as e:
         print(e, file=sys.stderr)
         return 2
+    except UsageError as e:
+        print(f"{command}: error: {e}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
-        print("bptt: interrupted", file=sys.stderr)
+        print(f"{command}: interrupted", file=sys.stderr)
         return 130
+    except Terminated:
+        print(f"{command}: terminated", file=sys.stderr)
+        return 128 + signal.SIGTERM
+    except BrokenPipeError:
+        # Python would complain again when it flushes stdout at exit: point stdout at nothing.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        print(f"{command}: error: the output was closed before it was all written", file=sys.stderr)
+        return 2
+    except MemoryError:
+        print(f"{command}: error: out of memory; try smaller sizes", file=sys.stderr)
+        return 2
+    except OSError as e:
+        print(f"{command}: error: {_os_error(e)}", file=sys.stderr)
+        return 2
+    finally:
+        _handle_sigterm(previous)
+
+
+def _handle_sigterm(handler: Any) -> Any:
+    """Install ``handler`` for SIGTERM and return the previous one; nothing outside the main
+    thread (where Python allows no handlers) or where SIGTERM is ignored or not Python's."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    previous = signal.getsignal(signal.SIGTERM)
+    if handler is None or previous in (None, signal.SIG_IGN):
+        return None
+    signal.signal(signal.SIGTERM, handler)
+    return previous
+
+
+def _os_error(e: OSError) -> str:
+    """``'path': reason`` for an operating-system error, in one line."""
+    where = f"{os.fsdecode(e.filename)!r}: " if e.filename is not None else ""
+    return where + (e.strerror or str(e) or type(e).__name__)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from bptt.__main__ import run
+
+    run()

@@ -8,30 +8,45 @@ Layout of the archive:
 - ``param/{i}.{name}``: each layer's weights;
 - ``extra/{name}``: optional numeric arrays a caller stores beside the model (training history).
 
-``save`` writes to a temporary file in the target's folder and renames it over the target, so
-a crash leaves either the old file or the new one, never half of one.
+``save`` writes through ``bptt._files.atomic_write`` (a temporary file, then a rename), so a
+crash leaves either the old file or the new one, never half of one; it writes only to a regular
+file or a new path, and refuses weights that ``load`` would refuse.
+
+``load`` reads only a regular file of at most ``MAX_FILE_BYTES``, and checks every member's
+declared size before it inflates any: stored members (what ``save`` writes) may not claim more
+than the file holds, deflated ones at most ``MAX_INFLATION`` times that. Each array's ``.npy``
+header is checked against its member's size before its data is read, so no hostile file can
+make ``load`` allocate more than about ``MAX_INFLATION`` times the file's own size.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
-import tempfile
-from pathlib import Path
-from typing import Any
+import sys
+import zipfile
+from typing import IO, Any
 
 import numpy as np
 from numpy.typing import NDArray
 
+from ._files import atomic_write, format_bytes, open_regular, short_repr
 from ._types import Array
 from ._version import __version__
 from .layers import Dense, Last, Layer, ReLU, Sequential, Sigmoid, Tanh
 from .recurrent import GRU, LSTM, RNN, Bidirectional
 
-__all__ = ["FORMAT_VERSION", "load", "read", "save"]
+__all__ = ["FORMAT_VERSION", "MAX_FILE_BYTES", "MAX_INFLATION", "load", "read", "save"]
 
 FORMAT_VERSION = 1
 RECORD = "__bptt__"
+# The largest model file ``load`` reads, and the most its arrays may hold together: a 16 GiB
+# float64 model is a 46,000-unit RNN, far past what NumPy BPTT trains. Only a hostile or broken
+# file comes near it.
+MAX_FILE_BYTES = 16 * 2**30
+MAX_INFLATION = 16  # a deflated member may hold at most this many times the archive's size
+NPY_HEADERS = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
 LAYER_TYPES: dict[str, type[Layer]] = {
     cls.__name__: cls for cls in (Dense, RNN, LSTM, GRU, Bidirectional, Sigmoid, Tanh, ReLU, Last)
 }
@@ -71,6 +86,8 @@ def save(
             config["dtype"] = str(vars(layer)["dtype"])
         entry: dict[str, Any] = {"type": name, "config": config, "params": {}}
         for k, v in layer.params.items():
+            if not np.all(np.isfinite(v)):
+                raise ValueError(f"save: layer {i} ({name}) array {k!r} holds NaN or Inf; load refuses it")
             arrays[f"param/{i}.{k}"] = v
             entry["params"][k] = list(v.shape)
         record["layers"].append(entry)
@@ -80,25 +97,7 @@ def save(
             raise TypeError(f"save: extra array {k!r} must be numeric, got dtype {a.dtype}")
         arrays[f"extra/{k}"] = a
     arrays[RECORD] = np.frombuffer(json.dumps(record).encode(), np.uint8)
-
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
-    try:
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a saved model is an ordinary file
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, allow_pickle=False, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
+    atomic_write(path, lambda f: np.savez(f, allow_pickle=False, **arrays), what="save:")
 
 
 def load(path: str | os.PathLike[str]) -> Sequential:
@@ -108,13 +107,9 @@ def load(path: str | os.PathLike[str]) -> Sequential:
 
 def read(path: str | os.PathLike[str]) -> tuple[Sequential, dict[str, Any], dict[str, Array]]:
     """Like ``load``, and also return the file's ``meta`` dict and ``extra`` arrays."""
-    p = Path(path)
-    name = repr(str(p))
-    if not p.exists():
-        raise ValueError(f"load: {name} does not exist")
-    if p.is_dir():
-        raise ValueError(f"load: {name} is a directory, not a model file")
-    files = _arrays(p, name)
+    name = repr(os.fspath(path))
+    with open_regular(path, limit=MAX_FILE_BYTES, what="load:") as f:
+        files = _arrays(f, name)
     record = _record(files, name)
     model = Sequential([_layer(i, entry, files, name) for i, entry in enumerate(record["layers"])])
     extra = {k.removeprefix("extra/"): v for k, v in files.items() if k.startswith("extra/")}
@@ -122,45 +117,102 @@ def read(path: str | os.PathLike[str]) -> tuple[Sequential, dict[str, Any], dict
     return model, meta if isinstance(meta, dict) else {}, extra
 
 
-def _arrays(p: Path, name: str) -> dict[str, NDArray[Any]]:
+class _Refused(ValueError):
+    """A refusal already worded for the user, passed through the catch-all for damaged files."""
+
+
+def _arrays(f: IO[bytes], name: str) -> dict[str, NDArray[Any]]:
     """Every array in the archive, or ``ValueError``: nothing in a hostile file gets unpickled."""
-    with open(p, "rb") as f:
-        magic = f.read(4)
+    magic = f.read(4)
     if not magic:
         raise ValueError(f"load: {name} is empty")
     if magic[:1] == b"\x80":  # a pickle's protocol marker
         raise ValueError(f"load: {name} holds pickled data, not a bptt model file; refused unread")
     if magic != b"PK\x03\x04":
         raise ValueError(f"load: {name} is not a bptt model file (not an .npz archive)")
+    size = os.fstat(f.fileno()).st_size
+    # zipfile and numpy's .npy header parser raise many types on damaged input; all mean the same.
     try:
-        with np.load(p, allow_pickle=False) as z:
-            files = {k: z[k] for k in z.files}
-    except ValueError as e:
-        if "pickle" in str(e) or "Object arrays" in str(e):
-            raise ValueError(f"load: {name} holds a pickled object array; refused") from None
-        raise ValueError(f"load: {name} is truncated or corrupt ({e})") from None
-    # numpy's zip and .npy header parsers raise many types on damaged input; all mean the same.
+        with zipfile.ZipFile(f) as z:
+            members = _members(z.infolist(), size, name)
+            return {key: _member(z, info, key, name) for key, info in members.items()}
+    except _Refused:
+        raise
     except Exception as e:
         raise ValueError(f"load: {name} is truncated or corrupt ({type(e).__name__}: {e})") from None
-    for k, v in files.items():
-        if not isinstance(v, np.ndarray):
-            raise ValueError(f"load: {name} is truncated or corrupt (member {k!r} is not an array)")
-    return files
+
+
+def _members(infos: list[zipfile.ZipInfo], size: int, name: str) -> dict[str, zipfile.ZipInfo]:
+    """The archive's members by array name, each one's declared size checked before any is read."""
+    members: dict[str, zipfile.ZipInfo] = {}
+    for info in infos:
+        key = info.filename.removesuffix(".npy")
+        if key in members:
+            raise _Refused(f"load: {name} is corrupt (member {key!r} appears twice)")
+        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            raise _Refused(
+                f"load: {name} member {key!r} uses zip compression method {info.compress_type}; "
+                "expected stored or deflated"
+            )
+        most = size * (1 if info.compress_type == zipfile.ZIP_STORED else MAX_INFLATION)
+        if info.file_size > most:
+            raise _Refused(
+                f"load: {name} member {key!r} claims {format_bytes(info.file_size)} in a file of "
+                f"{format_bytes(size)}; refused unread"
+            )
+        members[key] = info
+    total = sum(info.file_size for info in members.values())
+    if total > MAX_FILE_BYTES:
+        raise _Refused(
+            f"load: {name} claims {format_bytes(total)} of arrays; at most {format_bytes(MAX_FILE_BYTES)}"
+        )
+    return members
+
+
+def _member(z: zipfile.ZipFile, info: zipfile.ZipInfo, key: str, name: str) -> NDArray[Any]:
+    """One ``.npy`` member, its header checked against the member's size before the data is read."""
+    with z.open(info) as m:
+        if m.read(6) != np.lib.format.MAGIC_PREFIX:
+            raise _Refused(f"load: {name} is truncated or corrupt (member {key!r} is not an array)")
+        version = tuple(m.read(2))
+        if version not in NPY_HEADERS:
+            raise _Refused(f"load: {name} member {key!r} has .npy version {version}; expected 1.0 or 2.0")
+        shape, fortran, dtype = NPY_HEADERS[version](m)
+        if dtype.hasobject:
+            raise _Refused(f"load: {name} holds a pickled object array; refused")
+        nbytes = math.prod(shape) * dtype.itemsize
+        if min(shape, default=0) < 0 or nbytes != info.file_size - m.tell():
+            raise _Refused(
+                f"load: {name} is truncated or corrupt (member {key!r} declares shape {shape} of "
+                f"{dtype}, which does not fit its {info.file_size} bytes)"
+            )
+        data = m.read(nbytes)
+    if len(data) != nbytes:
+        raise _Refused(f"load: {name} is truncated or corrupt (member {key!r} ends early)")
+    flat = np.frombuffer(data, dtype).copy()  # a writable array the caller owns
+    return flat.reshape(shape[::-1]).T if fortran else flat.reshape(shape)
+
+
+def _int(digits: str) -> int:
+    """JSON integers up to Python's default digit limit, whatever the process-wide setting."""
+    if len(digits.lstrip("-")) > sys.int_info.default_max_str_digits:
+        raise ValueError(f"an integer of {len(digits)} digits")
+    return int(digits)
 
 
 def _record(files: dict[str, NDArray[Any]], name: str) -> dict[str, Any]:
     if RECORD not in files:
         raise ValueError(f"load: {name} is an .npz but not a bptt model file (no {RECORD} record)")
     try:
-        record = json.loads(files[RECORD].astype(np.uint8).tobytes().decode())
-    except (UnicodeDecodeError, ValueError, RecursionError, TypeError) as e:
+        record = json.loads(files[RECORD].astype(np.uint8).tobytes().decode(), parse_int=_int)
+    except (ValueError, RecursionError, TypeError) as e:  # UnicodeDecodeError is a ValueError
         raise ValueError(f"load: {name} has a corrupt architecture record ({type(e).__name__})") from None
     if not isinstance(record, dict) or record.get("format") != "bptt":
         raise ValueError(f"load: {name} has a record that is not a bptt architecture record")
     version = record.get("version")
     if type(version) is not int or version != FORMAT_VERSION:
         raise ValueError(
-            f"load: {name} has format version {version!r}; this bptt reads version {FORMAT_VERSION}"
+            f"load: {name} has format version {short_repr(version)}; this bptt reads version {FORMAT_VERSION}"
         )
     if not isinstance(record.get("layers"), list) or not record["layers"]:
         raise ValueError(f"load: {name} has a record with no layers")
@@ -169,9 +221,13 @@ def _record(files: dict[str, NDArray[Any]], name: str) -> dict[str, Any]:
 
 def _layer(i: int, entry: Any, files: dict[str, NDArray[Any]], name: str) -> Layer:
     where = f"load: {name} layer {i}"
-    if not isinstance(entry, dict) or entry.get("type") not in LAYER_TYPES:
-        kind = entry.get("type") if isinstance(entry, dict) else entry
-        raise ValueError(f"{where} has unknown type {kind!r}; expected one of {sorted(LAYER_TYPES)}")
+    if not isinstance(entry, dict):
+        raise ValueError(f"{where} is {short_repr(entry)}; expected a layer record (a JSON object)")
+    kind = entry.get("type")
+    if not isinstance(kind, str) or kind not in LAYER_TYPES:
+        raise ValueError(
+            f"{where} has unknown type {short_repr(kind)}; expected one of {sorted(LAYER_TYPES)}"
+        )
     config, shapes = entry.get("config"), entry.get("params")
     if not isinstance(config, dict) or not isinstance(shapes, dict):
         raise ValueError(f"{where} has a malformed record entry")
@@ -181,18 +237,20 @@ def _layer(i: int, entry: Any, files: dict[str, NDArray[Any]], name: str) -> Lay
         if type(v) is int and v not in dims:
             raise ValueError(f"{where}: config {k}={v} disagrees with the stored arrays' shapes")
     try:
-        layer = LAYER_TYPES[entry["type"]].from_config(config)
+        layer = LAYER_TYPES[kind].from_config(config)
     except (TypeError, ValueError) as e:
         raise ValueError(f"{where} has an invalid configuration ({e})") from None
     if set(arrays) != set(layer.params):
-        raise ValueError(
-            f"{where} records params {sorted(arrays)}; a {entry['type']} has {sorted(layer.params)}"
-        )
+        raise ValueError(f"{where} records params {sorted(arrays)}; a {kind} has {sorted(layer.params)}")
     for k, target in layer.params.items():
         a = arrays[k]
         if a.shape != target.shape:
             raise ValueError(f"{where}: array {k!r} has shape {a.shape}; the layer needs {target.shape}")
-        target[...] = a
+        with np.errstate(over="ignore"):  # a float64 1e300 overflows float32: refused just below
+            cast = a.astype(target.dtype)
+        if not np.all(np.isfinite(cast)):
+            raise ValueError(f"{where}: array {k!r} holds values beyond {target.dtype}'s range")
+        target[...] = cast
     return layer
 
 
@@ -208,7 +266,7 @@ def _recorded_arrays(
         a = files[key]
         if not isinstance(shape, list) or list(a.shape) != shape:
             said = tuple(shape) if isinstance(shape, list) else shape
-            raise ValueError(f"{where}: array {k!r} has shape {a.shape}; the record says {said!r}")
+            raise ValueError(f"{where}: array {k!r} has shape {a.shape}; the record says {short_repr(said)}")
         if a.dtype.kind != "f":
             raise ValueError(f"{where}: array {k!r} has dtype {a.dtype}; expected floats")
         if not np.all(np.isfinite(a)):

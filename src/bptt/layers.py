@@ -18,10 +18,10 @@ from ._types import Array
 from ._validate import (
     as_array,
     as_float_dtype,
-    as_rng,
     check_same_shape,
     check_sequence,
     positive_int,
+    weight_rng,
 )
 from .errors import ShapeError
 from .functional import ACTIVATIONS, column_sums
@@ -111,13 +111,17 @@ class Layer:
 
 
 class _Weighted(Layer):
-    """A layer with weights of one float dtype, drawn U(-k, k) like PyTorch's defaults."""
+    """A layer with weights of one float dtype, drawn U(-k, k) like PyTorch's defaults.
+
+    The draws come from ``rng``: a Generator, an int seed, or ``None`` for seed 0, so that the
+    same code builds the same weights in every process.
+    """
 
     def __init__(self, dtype: DTypeLike, rng: np.random.Generator | int | None) -> None:
         super().__init__()
         name = type(self).__name__
         self.dtype = as_float_dtype(dtype, name)
-        self._rng = as_rng(rng, name)
+        self._rng = weight_rng(rng, name)
 
     def _uniform(self, k: float, shape: tuple[int, ...]) -> Array:
         return self._rng.uniform(-k, k, size=shape).astype(self.dtype)
@@ -131,6 +135,7 @@ class Dense(_Weighted):
     in_features, out_features : int
     bias : bool
     rng : Generator, int or None
+        Source of the initial weights; ``None`` is seed 0.
     dtype : np.float64 (default) or np.float32
 
     Params: ``W (in, out)``, and ``b (out,)`` when ``bias``.
@@ -274,6 +279,16 @@ class Sequential(Layer):
                 raise TypeError(f"Sequential: item {i} must be a bptt layer, got {layer!r}")
         if not self.layers:
             raise ValueError("Sequential: needs at least one layer")
+        # A layer keeps the caches of its last forward, so a second use would overwrite the
+        # first's and its backward would be silently wrong: refuse any object met twice.
+        seen: dict[int, str] = {}
+        for path, layer in _walk(self.sublayers()):
+            if id(layer) in seen:
+                raise ValueError(
+                    f"Sequential: layer {path} is the same object as layer {seen[id(layer)]}; "
+                    f"each position needs a layer object of its own (a layer caches its last forward)"
+                )
+            seen[id(layer)] = path
 
     @property
     def params(self) -> dict[str, Array]:
@@ -321,3 +336,10 @@ class Sequential(Layer):
     def __repr__(self) -> str:
         inner = "".join(f"\n  ({i}) {layer!r}" for i, layer in enumerate(self.layers))
         return f"Sequential({inner}\n)"
+
+
+def _walk(named: list[tuple[str, Layer]]) -> Iterator[tuple[str, Layer]]:
+    """Every layer in ``named`` and inside it, depth first, with its dotted path (``"0"``, ``"0.fwd"``)."""
+    for name, layer in named:
+        yield name, layer
+        yield from _walk([(f"{name}.{sub_name}", sub) for sub_name, sub in layer.sublayers()])

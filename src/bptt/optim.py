@@ -39,7 +39,13 @@ def _check(
 
 
 class Optimizer:
-    """Base class: pairs each parameter with its gradient and a per-parameter state dict."""
+    """Base class: pairs each parameter with its gradient and a per-parameter state dict.
+
+    ``BUFFERS`` names the state a parameter has once it has been updated (all of them, or none
+    before the first step); ``load_state_dict`` refuses anything else.
+    """
+
+    BUFFERS: tuple[str, ...] = ()
 
     def __init__(self, model: HasParams, lr: float) -> None:
         where = type(self).__name__
@@ -73,6 +79,12 @@ class Optimizer:
             if name not in params or value.shape != params[name].shape:
                 raise ValueError(f"{where}: state {key!r} does not match a parameter of the model")
             state[name][buf] = np.array(value, dtype=params[name].dtype)
+        for name, bufs in state.items():
+            if bufs and set(bufs) != set(self.BUFFERS):
+                raise ValueError(
+                    f"{where}: parameter {name!r} has buffers {sorted(bufs)}; "
+                    f"expected {sorted(self.BUFFERS)} or none"
+                )
         if "steps" not in arrays:
             raise ValueError(f"{where}: the state has no 'steps' count")
         self.state, self.steps = state, int(arrays["steps"])
@@ -93,6 +105,8 @@ class SGD(Optimizer):
     PyTorch's rule: ``buf = g`` on the first step, then ``buf = μ buf + g``; the update uses
     ``buf``, or ``g + μ buf`` with ``nesterov=True``.
     """
+
+    BUFFERS = ("momentum",)
 
     def __init__(self, model: HasParams, lr: float, momentum: float = 0.0, nesterov: bool = False) -> None:
         super().__init__(model, lr)
@@ -123,6 +137,8 @@ class SGD(Optimizer):
 class Adagrad(Optimizer):
     """``s += g²``; ``p -= lr · g / (√s + eps)``."""
 
+    BUFFERS = ("sum",)
+
     def __init__(self, model: HasParams, lr: float = 0.01, eps: float = 1e-10) -> None:
         super().__init__(model, lr)
         self.eps = _check("Adagrad", "eps", eps, low=0.0, strict=False)
@@ -137,6 +153,8 @@ class Adagrad(Optimizer):
 
 class RMSprop(Optimizer):
     """``s = α s + (1-α) g²``; ``p -= lr · g / (√s + eps)``."""
+
+    BUFFERS = ("square_avg",)
 
     def __init__(self, model: HasParams, lr: float = 0.01, alpha: float = 0.99, eps: float = 1e-8) -> None:
         super().__init__(model, lr)
@@ -160,6 +178,8 @@ class Adam(Optimizer):
     ``m = β₁ m + (1-β₁) g``, ``v = β₂ v + (1-β₂) g²``,
     ``p -= (lr / (1-β₁ᵗ)) · m / (√v / √(1-β₂ᵗ) + eps)``.
     """
+
+    BUFFERS = ("exp_avg", "exp_avg_sq")
 
     def __init__(
         self,

@@ -1,11 +1,13 @@
-"""Pictures (matplotlib, Agg backend, PNG). matplotlib is the optional ``bptt[plot]`` extra.
+"""Pictures (matplotlib, Agg backend). matplotlib is the optional ``bptt[plot]`` extra.
 
 - ``plot_history``: the training curves ``bptt train --plot`` draws.
 - ``plot_hidden``: an adder's hidden state at every step of one sum, above the bits it works on.
 - ``plot_pca``: the hidden states of many sums on their two principal components.
 - ``plot_gradnorm``: ``||∂L/∂h_t||`` against ``t`` for tanh, sigmoid and relu RNNs (vanishing gradients).
 
-Every function writes its PNG atomically (a temporary file, then a rename) and returns ``None``.
+Every function writes the format its path's extension names (``IMAGE_FORMATS``: ``.png``, ``.svg``
+or ``.pdf``; any other is refused before drawing) atomically (``bptt._files.atomic_write``: a
+temporary file, then a rename; only a regular file or a new path) and returns ``None``.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from ._files import atomic_write
 from ._types import Array
 from ._validate import as_rng, positive_int
 from .layers import Dense, Last, Layer, Sequential
@@ -30,10 +33,19 @@ from .tasks.addition import (
     predict_bits,
 )
 
-__all__ = ["gradient_norms", "plot_gradnorm", "plot_hidden", "plot_history", "plot_pca"]
+__all__ = [
+    "IMAGE_FORMATS",
+    "gradient_norms",
+    "image_format",
+    "plot_gradnorm",
+    "plot_hidden",
+    "plot_history",
+    "plot_pca",
+]
 
 MAX_HIDDEN_BITS = 64  # plot_hidden draws one column per step; wider sums are unreadable
 GRADNORM_ACTIVATIONS = ("tanh", "sigmoid", "relu")
+IMAGE_FORMATS = ("png", "svg", "pdf")  # what Agg writes that a reader opens without help
 
 
 def _pyplot() -> Any:
@@ -45,28 +57,35 @@ def _pyplot() -> Any:
     return plt
 
 
-def _save(fig: Any, path: str | os.PathLike[str]) -> None:
-    """Write ``fig`` to ``path`` as a PNG atomically and close it, leaving no temporary file."""
-    plt = _pyplot()
-    tmp = f"{os.fspath(path)}.tmp.png"
+def image_format(path: str | os.PathLike[str]) -> str:
+    """The image format ``path``'s extension names (one of ``IMAGE_FORMATS``), or ``ValueError``."""
+    suffix = os.path.splitext(os.fspath(path))[1]
+    fmt = suffix.lower().removeprefix(".")
+    if fmt not in IMAGE_FORMATS:
+        allowed = ", ".join(f".{f}" for f in IMAGE_FORMATS)
+        said = f"the extension {suffix!r}" if suffix else "no extension"
+        raise ValueError(f"plot: {os.fspath(path)!r} has {said}; expected one of {allowed}")
+    return fmt
+
+
+def _save(fig: Any, path: str | os.PathLike[str], fmt: str) -> None:
+    """Write ``fig`` to ``path`` in ``fmt`` atomically and close it, leaving no temporary file."""
     try:
-        fig.savefig(tmp, dpi=100)
-        os.replace(tmp, path)
+        atomic_write(path, lambda f: fig.savefig(f, format=fmt, dpi=100), what="plot:")
     finally:
-        plt.close(fig)
-        if os.path.exists(tmp):
-            os.remove(tmp)
+        _pyplot().close(fig)
 
 
 # --- Training curves --------------------------------------------------------------------------
 
 
 def plot_history(history: Any, path: str | os.PathLike[str]) -> None:
-    """Loss per step (log scale) and held-out exact-match accuracy per check, as one PNG.
+    """Loss per step (log scale) and held-out exact-match accuracy per check, as one picture.
 
     When the history has margins (the smallest ``|logit|`` over the check set), they are drawn
     on a second axis beside the accuracy.
     """
+    fmt = image_format(path)
     plt = _pyplot()
     fig, (ax_loss, ax_acc) = plt.subplots(2, 1, figsize=(7, 5), sharex=True)
     ax_loss.plot(range(1, len(history.loss) + 1), history.loss, lw=1)
@@ -88,7 +107,7 @@ def plot_history(history: Any, path: str | os.PathLike[str]) -> None:
         ax_acc.legend(lines, [line.get_label() for line in lines], loc="upper left", fontsize=8)
     fig.suptitle("bptt: learning binary addition")
     fig.tight_layout()
-    _save(fig, path)
+    _save(fig, path, fmt)
 
 
 # --- Inside the adder -------------------------------------------------------------------------
@@ -112,6 +131,7 @@ def plot_hidden(model: Layer, a: int, b: int, path: str | os.PathLike[str]) -> N
     in red). The three units with the largest carry-probe weights (``carry_probe``) are marked.
     Operands of up to ``MAX_HIDDEN_BITS`` bits.
     """
+    fmt = image_format(path)
     x = encode(a, b)  # validates the operands
     T = x.shape[0]
     if T - 1 > MAX_HIDDEN_BITS:
@@ -152,7 +172,7 @@ def plot_hidden(model: Layer, a: int, b: int, path: str | os.PathLike[str]) -> N
     answer = int(sum(1 << t for t in range(T) if predicted[t]))
     verdict = "exact" if answer == a + b else f"wrong: the exact sum is {a + b}"
     fig.suptitle(f"{a} + {b} = {answer}  ({verdict})\nthe adder's hidden state at every step")
-    _save(fig, path)
+    _save(fig, path, fmt)
 
 
 def _mark_units(ax: Any, H: int, carry_units: list[int]) -> None:
@@ -204,6 +224,7 @@ def plot_pca(
     each group of the six input cases (``a_t + b_t`` in 0..2, carry in 0/1) is labelled at its
     centre. For a trained adder the states fall into tight, separate clusters.
     """
+    fmt = image_format(path)
     samples = positive_int(samples, "plot_pca", "samples")
     n_bits = positive_int(n_bits, "plot_pca", "n_bits")
     x, y = make_batch(n_bits, samples, as_rng(rng, "plot_pca"))
@@ -253,7 +274,7 @@ def plot_pca(
         markerscale=2,
     )
     ax.set_title(f"hidden states h_t of {B:,} random {n_bits}-bit sums ({T * B:,} steps)")
-    _save(fig, path)
+    _save(fig, path, fmt)
 
 
 # --- Vanishing gradients ----------------------------------------------------------------------
@@ -303,6 +324,7 @@ def plot_gradnorm(path: str | os.PathLike[str], steps: int = 200, hidden: int = 
     each earlier state: a straight falling line on the log scale is a gradient that vanishes
     geometrically, a rising one explodes. Norms that are exactly zero are not drawn.
     """
+    fmt = image_format(path)
     curves = {act: gradient_norms(act, steps, hidden, seed) for act in GRADNORM_ACTIVATIONS}
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(8, 5))
@@ -323,7 +345,7 @@ def plot_gradnorm(path: str | os.PathLike[str], steps: int = 200, hidden: int = 
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(loc="best")
     fig.tight_layout()
-    _save(fig, path)
+    _save(fig, path, fmt)
 
 
 def _rate(activation: str, norms: Array) -> str:

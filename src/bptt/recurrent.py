@@ -10,7 +10,6 @@ it. Gates are packed in PyTorch's order (LSTM ``i, f, g, o``; GRU ``r, z, n``) s
 
 from __future__ import annotations
 
-from functools import lru_cache
 from itertools import pairwise
 from typing import Any
 
@@ -18,7 +17,7 @@ import numpy as np
 from numpy.typing import DTypeLike
 
 from ._types import Array
-from ._validate import as_array, check_same_shape, check_sequence, positive_int
+from ._validate import as_array, check_same_shape, check_sequence, positive_int, weight_rng
 from .errors import ShapeError
 from .functional import ACTIVATIONS, column_sums, sigmoid
 from .layers import Layer, _Weighted
@@ -158,6 +157,7 @@ class RNN(_Recurrent):
     activation : {"tanh", "sigmoid", "relu", "identity"}
     bias, stateful : bool
     rng : Generator, int or None
+        Source of the initial weights; ``None`` is seed 0.
     dtype : np.float64 (default) or np.float32
 
     Attributes
@@ -250,17 +250,6 @@ class RNN(_Recurrent):
         return self._weight_grads(hs[:-1], da)
 
 
-@lru_cache(maxsize=32)
-def _lstm_scale(H: int, dtype: np.dtype[Any]) -> tuple[Array, Array]:
-    """Per-column ``s`` with ``act(z) = s·tanh(s·z) + (1 - s)``: σ for i, f, o (s = ½), tanh for g."""
-    s = np.full((4, H), 0.5, dtype)
-    s[2] = 1.0
-    s.flags.writeable = False
-    shift = 1.0 - s
-    shift.flags.writeable = False
-    return s, shift
-
-
 class LSTM(_Recurrent):
     """Long short-term memory, with PyTorch's equations and gate order ``i, f, g, o``.
 
@@ -273,6 +262,7 @@ class LSTM(_Recurrent):
     input_size, hidden_size : int
     bias, stateful : bool
     rng : Generator, int or None
+        Source of the initial weights; ``None`` is seed 0.
     dtype : np.float64 (default) or np.float32
 
     Attributes
@@ -306,16 +296,15 @@ class LSTM(_Recurrent):
         tanh_c = self._buffer("tanh_c", (T, B, H))
         hs[0], cs[0] = h0, c0
         self._project(x, gates)
-        s, shift = _lstm_scale(H, self.dtype)
         buf, ig = np.empty((B, 4, H), self.dtype), np.empty((B, H), self.dtype)
-        for t in range(T):  # 11 NumPy calls per step
+        g = np.empty((B, H), self.dtype)
+        for t in range(T):  # 14 NumPy calls per step
             z = gates[t]  # (B, 4, H)
             np.dot(hs[t], W_hh, out=buf.reshape(B, 4 * H))
             z += buf  # z_t = x_t W_ih + b + h_{t-1} W_hh
-            z *= s
-            np.tanh(z, out=z)
-            z *= s
-            z += shift  # i, f, o = σ(z); g = tanh(z_g)
+            np.tanh(z[:, 2], out=g)
+            sigmoid(z, out=z)  # i, f, o = σ(z): one call over the block, its g column then replaced
+            z[:, 2] = g  # g = tanh(z_g)
             np.multiply(z[:, 1], cs[t], out=cs[t + 1])  # f ⊙ c_{t-1}
             np.multiply(z[:, 0], z[:, 2], out=ig)  # i ⊙ g
             cs[t + 1] += ig  # c_t
@@ -406,6 +395,7 @@ class GRU(_Recurrent):
     input_size, hidden_size : int
     bias, stateful : bool
     rng : Generator, int or None
+        Source of the initial weights; ``None`` is seed 0.
     dtype : np.float64 (default) or np.float32
 
     Attributes
@@ -546,6 +536,7 @@ class Bidirectional(Layer):
         The forward direction. The backward direction is a new layer with the same configuration
         and its own weights drawn from ``rng``.
     rng : Generator, int or None
+        ``None`` is seed 1, so that both directions differ when ``layer`` was built without one.
 
     Attributes
     ----------
@@ -560,7 +551,9 @@ class Bidirectional(Layer):
         if not isinstance(layer, _Recurrent) or layer.stateful:
             raise TypeError(f"Bidirectional: needs a non-stateful RNN, LSTM or GRU, got {layer!r}")
         self.forward_layer = layer
-        self.backward_layer = type(layer)(**layer.config(), rng=rng, dtype=layer.dtype)
+        # Seed 1 by default: a forward layer built without rng has seed 0's weights.
+        backward_rng = weight_rng(rng, "Bidirectional", default=1)
+        self.backward_layer = type(layer)(**layer.config(), rng=backward_rng, dtype=layer.dtype)
         self.hidden_size = layer.hidden_size
         self.input_size = layer.input_size
         self.dtype = layer.dtype

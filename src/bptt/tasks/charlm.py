@@ -20,12 +20,14 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from .._files import read_regular
 from .._types import Array
 from .._validate import as_rng, positive_int
 from ..layers import Dense, Layer, Sequential
 from ..losses import CrossEntropyLoss
 from ..optim import Adagrad, Adam, Optimizer, clip_grad_norm
 from ..recurrent import LSTM, RNN, _Recurrent
+from ..stopping import UpdateGuard, stop_on_interrupt
 from ..tbptt import tbptt
 
 __all__ = [
@@ -51,25 +53,29 @@ def default_text() -> str:
     return (resources.files("bptt") / "data" / "corpus.txt").read_text(encoding="utf-8")
 
 
+# The largest text load_text reads: 64 MiB is 12 times the complete works of Shakespeare, and
+# about 0.6 GB once it is a string and its character ids.
+MAX_TEXT_BYTES = 64 * 2**20
+
+
 def load_text(path: str | os.PathLike[str]) -> str:
-    """Read a UTF-8 text file for training; ``ValueError`` says what is wrong with any other file."""
+    """Read a UTF-8 text file for training; ``ValueError`` says what is wrong with any other file.
+
+    Only a regular file of at most ``MAX_TEXT_BYTES`` is read (``bptt._files.read_regular``): a
+    FIFO, a device or a directory is refused at once.
+    """
     name = repr(os.fspath(path))
-    if not os.path.exists(path):
-        raise ValueError(f"--text {name} does not exist")
-    if os.path.isdir(path):
-        raise ValueError(f"--text {name} is a directory, not a text file")
-    with open(path, "rb") as f:
-        raw = f.read()
+    raw = read_regular(path, limit=MAX_TEXT_BYTES, what="load_text:")
     if not raw.strip():
-        raise ValueError(f"--text {name} is empty: a language model needs text to learn from")
+        raise ValueError(f"load_text: {name} is empty: a language model needs text to learn from")
     if b"\x00" in raw:
-        raise ValueError(f"--text {name} looks binary (it holds NUL bytes); expected UTF-8 text")
+        raise ValueError(f"load_text: {name} looks binary (it holds NUL bytes); expected UTF-8 text")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise ValueError(f"--text {name} is not UTF-8 text (byte {e.start} cannot be decoded)") from None
+        raise ValueError(f"load_text: {name} is not UTF-8 text (byte {e.start} cannot be decoded)") from None
     if len(text) < 100:
-        raise ValueError(f"--text {name} has {len(text)} characters; expected at least 100")
+        raise ValueError(f"load_text: {name} has {len(text)} characters; expected at least 100")
     return text
 
 
@@ -211,11 +217,18 @@ def train(
     check_every: int = 100,
     seed: int = 0,
     callback: Callback | None = None,
+    interruptible: bool = False,
 ) -> tuple[Sequential, Vocabulary, CharHistory]:
     """Train a character model on ``text`` (default: the shipped corpus) with BPTT(k1, k2).
 
     Returns the model, its vocabulary and the history (training loss per update, held-out bpc
     every ``check_every`` updates and at the end). Deterministic for a given seed.
+
+    ``callback(update, loss, history)`` is called after every update. With ``interruptible``,
+    the first SIGINT or SIGTERM stops training after the current update by raising
+    ``bptt.stopping.Interrupted`` (``.model`` is the model trained so far, ``.step`` its last
+    update); a second one stops at once. A non-finite loss, gradient or update raises
+    ``bptt.stopping.Diverged`` carrying the last finite weights.
     """
     text = default_text() if text is None else text
     for name, value in {"hidden": hidden, "steps": steps, "batch": batch, "check_every": check_every}.items():
@@ -233,23 +246,30 @@ def train(
     loss_fn = CrossEntropyLoss()
     rnn = _recurrent(model)
     history = CharHistory()
+    guard = UpdateGuard(model, opt, history)
     start, step = time.perf_counter(), 0
-    while step < steps:
-        rnn.reset_state()  # each pass over the streams starts from zeros
-        for _, loss in tbptt(model, loss_fn, x, ys, k1, k2):
-            clip_grad_norm(model, clip)
-            opt.step()
-            step += 1
-            history.loss.append(loss)
-            if step % check_every == 0 or step == steps:
-                history.check_step.append(step)
-                history.bpc.append(bpc(model, held, len(vocab)))  # tbptt keeps its own carried state
-            if callback is not None:
-                callback(step, loss, history)
-            if step == steps:
-                break
-    history.seconds = time.perf_counter() - start
-    rnn.reset_state()
+    try:
+        with stop_on_interrupt(interruptible) as stop:
+            while step < steps:
+                rnn.reset_state()  # each pass over the streams starts from zeros
+                for _, loss in tbptt(model, loss_fn, x, ys, k1, k2):
+                    step += 1
+                    guard.check("loss", loss, step)
+                    guard.check("gradient norm", clip_grad_norm(model, clip), step)
+                    guard.apply(step)
+                    history.loss.append(loss)
+                    if step % check_every == 0 or step == steps:
+                        history.check_step.append(step)
+                        history.bpc.append(bpc(model, held, len(vocab)))  # tbptt keeps its own carried state
+                    if callback is not None:
+                        callback(step, loss, history)
+                    if step == steps:
+                        break
+                    if stop.requested:
+                        raise stop.interrupted(model, history, step)
+    finally:  # an interrupted or diverged model is handed out clean too
+        history.seconds = time.perf_counter() - start
+        rnn.reset_state()
     return model, vocab, history
 
 

@@ -8,20 +8,11 @@ one. An RNN that learns the carry on 8-bit sums adds numbers of any length exact
 ``training`` trains one, and ``probe`` looks inside it.
 """
 
+from ...stopping import Diverged, Interrupted, TrainingStopped
 from .bits import bits_to_int, decode, encode, int_to_bits, make_batch
 from .evaluate import ACCELERATE_FROM, CHUNK, accuracy, add, predict_bits
 from .probe import CarryProbe, carry_bits, carry_probe, hidden_states
-from .training import (
-    PRESETS,
-    Diverged,
-    History,
-    Interrupted,
-    Recipe,
-    TrainingStopped,
-    build_model,
-    operand_width,
-    train,
-)
+from .training import PRESETS, History, Recipe, build_model, operand_width, train
 
 __all__ = [
     "ACCELERATE_FROM",

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from contextlib import nullcontext
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
@@ -14,12 +13,13 @@ from numpy.typing import NDArray
 
 from ..._types import Array
 from ..._validate import positive_int
-from ...checkpoint import StopFlag, load_checkpoint, save_checkpoint, stop_on_interrupt
+from ...checkpoint import load_checkpoint, save_checkpoint
 from ...functional import ACTIVATIONS
 from ...layers import Dense, Layer, Sequential, Sigmoid
 from ...losses import BCEWithLogitsLoss, MSELoss
 from ...optim import SGD, Adam, Optimizer, clip_grad_norm, grad_norm
 from ...recurrent import RNN
+from ...stopping import UpdateGuard, stop_on_interrupt
 from .bits import _all_pairs, _carry_chains, _sum_bits, make_batch
 from .evaluate import _fresh_state
 
@@ -148,31 +148,6 @@ def build_model(hidden: int, recipe: Recipe, rng: np.random.Generator) -> Sequen
     return Sequential([rnn, dense, Sigmoid()] if recipe.output == "sigmoid" else [rnn, dense])
 
 
-class TrainingStopped(Exception):
-    """Training ended before its stopping rule; ``model`` holds the last good weights.
-
-    Attributes
-    ----------
-    model : Sequential
-        The weights after the last completed step (never NaN ones).
-    history : History
-    step : int
-        The last completed step.
-    """
-
-    def __init__(self, message: str, model: Sequential, history: History, step: int) -> None:
-        super().__init__(message)
-        self.model, self.history, self.step = model, history, step
-
-
-class Diverged(TrainingStopped, FloatingPointError):
-    """The loss or a gradient stopped being finite; that step was not applied."""
-
-
-class Interrupted(TrainingStopped):
-    """Ctrl-C asked training to stop; it stopped at a step boundary (and checkpointed, if asked)."""
-
-
 def train(
     n_bits: int = 8,
     hidden: int = 16,
@@ -204,8 +179,9 @@ def train(
         Continue from a checkpoint written with the same settings; the run ends at exactly the
         weights an uninterrupted run reaches.
     interruptible : bool
-        Turn the first Ctrl-C into a clean stop at the next step boundary (``Interrupted``),
-        after writing the checkpoint if ``checkpoint`` is set. For command-line use.
+        Turn the first SIGINT (Ctrl-C) or SIGTERM into a clean stop at the next step boundary
+        (``Interrupted``), after writing the checkpoint if ``checkpoint`` is set; a second one
+        stops at once (see ``bptt.stopping.stop_on_interrupt``). For command-line use.
 
     Returns
     -------
@@ -217,9 +193,10 @@ def train(
     Raises
     ------
     Diverged
-        The loss or the gradient became NaN or infinite; ``.model`` has the last good weights.
+        The loss, the gradient or an update became NaN or infinite; ``.model`` has the weights
+        after the last completed step, which are always finite.
     Interrupted
-        Ctrl-C, when ``interruptible``.
+        SIGINT or SIGTERM, when ``interruptible``; ``.signum`` says which.
     """
     if preset not in PRESETS:
         raise ValueError(f"train: preset must be one of {sorted(PRESETS)}, got {preset!r}")
@@ -264,20 +241,19 @@ def train(
         if checkpoint is not None:
             save_checkpoint(checkpoint, model, opt, rng, step, history.arrays(), settings)
 
+    guard = UpdateGuard(model, opt, history)
     start = time.perf_counter()
-    with stop_on_interrupt() if interruptible else nullcontext(StopFlag()) as stop:
+    with stop_on_interrupt(interruptible) as stop:
         for step in range(start_step + 1, (recipe.steps or recipe.max_steps) + 1):
             x, y = make_batch(operand_bits, recipe.batch_size, rng)
             loss, grad = loss_fn(model.forward(x), y)
             if sigmoid_out:  # the classic recipe's ½·Σ(y - ŷ)²
                 loss, grad = 0.5 * loss, 0.5 * grad
-            if not np.isfinite(loss):
-                raise Diverged(f"the loss became {loss} at step {step}", model, history, step - 1)
+            guard.check("loss", loss, step)
             model.backward(grad)
             norm = grad_norm(model) if recipe.clip is None else clip_grad_norm(model, recipe.clip)
-            if not np.isfinite(norm):
-                raise Diverged(f"the gradient norm became {norm} at step {step}", model, history, step - 1)
-            opt.step()
+            guard.check("gradient norm", norm, step)
+            guard.apply(step)
             history.loss.append(loss)
             if step % recipe.check_every == 0 or step == recipe.steps:
                 acc, margin = _check(model, checks, sigmoid_out)
@@ -294,7 +270,7 @@ def train(
                 save_state(step)
             if stop.requested:
                 save_state(step)
-                raise Interrupted(f"interrupted after step {step}", model, history, step)
+                raise stop.interrupted(model, history, step)
     history.converged = history.converged or recipe.steps is not None
     history.seconds = time.perf_counter() - start
     return model, history
