@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -533,92 +532,3 @@ def test_cli_says_which_steps_a_resumed_run_trained(
     assert 0 < resumed_from < steps
     assert main(["train", "--quiet", "--resume", str(ckpt), "--out", str(tmp_path / "r.npz")]) == 0
     assert f"trained in steps {resumed_from + 1}-{steps}, " in capsys.readouterr().out
-
-
-# --- the classic preset, replayed by hand --------------------------------------------------------
-
-
-def sig(z: np.ndarray) -> np.ndarray:
-    """The logistic function, written plainly."""
-    return 1.0 / (1.0 + np.exp(-z))
-
-
-def classic_step(
-    W_ih: np.ndarray, W_hh: np.ndarray, W_ho: np.ndarray, x: np.ndarray, y: np.ndarray
-) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
-    """Loss ½Σ(o - y)² of a 2-H-1 sigmoid RNN on one sequence x (T, 2), and its BPTT gradients."""
-    T, H = len(x), W_hh.shape[0]
-    h = np.zeros((T + 1, H))
-    o = np.zeros(T)
-    for t in range(T):
-        h[t + 1] = sig(x[t] @ W_ih + h[t] @ W_hh)
-        o[t] = sig(h[t + 1] @ W_ho[:, 0])
-    err = o - y
-    dz = err * o * (1.0 - o)  # through the output sigmoid
-    dW_ih, dW_hh, dW_ho = np.zeros_like(W_ih), np.zeros_like(W_hh), np.zeros_like(W_ho)
-    dh_next = np.zeros(H)
-    for t in range(T - 1, -1, -1):
-        dW_ho[:, 0] += h[t + 1] * dz[t]
-        da = (W_ho[:, 0] * dz[t] + dh_next) * h[t + 1] * (1.0 - h[t + 1])
-        dW_ih += np.outer(x[t], da)
-        dW_hh += np.outer(h[t], da)
-        dh_next = W_hh @ da
-    return 0.5 * float(err @ err), dW_ih, dW_hh, dW_ho
-
-
-def classic_reference(n_bits: int, hidden: int, seed: int, steps: int) -> tuple[dict, list[float]]:
-    """The classic recipe in plain NumPy, drawing from the seed's stream in train's order."""
-    rng = np.random.default_rng(seed)
-    k = 1.0 / np.sqrt(hidden)
-    for shape in [(2, hidden), (hidden, hidden), (hidden, 1)]:  # the layers' default init, then overwritten
-        rng.uniform(-k, k, shape)
-    W_ih = rng.uniform(-1.0, 1.0, (2, hidden))
-    W_hh = rng.uniform(-1.0, 1.0, (hidden, hidden))
-    W_ho = rng.uniform(-1.0, 1.0, (hidden, 1))
-    losses = []
-    for _ in range(steps):
-        x = np.zeros((n_bits, 2))  # operands of n_bits - 1 bits, then the final carry's step
-        x[:-1] = rng.integers(0, 2, (n_bits - 1, 1, 2))[:, 0, :]
-        a, b = int_of(x[:, 0]), int_of(x[:, 1])
-        y = bits_of(a + b, n_bits).astype(np.float64)
-        loss, dW_ih, dW_hh, dW_ho = classic_step(W_ih, W_hh, W_ho, x, y)
-        losses.append(loss)
-        W_ih, W_hh, W_ho = W_ih - 0.1 * dW_ih, W_hh - 0.1 * dW_hh, W_ho - 0.1 * dW_ho
-    return {"0.W_ih": W_ih, "0.W_hh": W_hh, "1.W": W_ho}, losses
-
-
-@pytest.mark.parametrize(("T", "H"), [(1, 1), (1, 4), (8, 16), (5, 3)])
-def test_classic_reference_gradients_match_torch(T: int, H: int) -> None:
-    """The hand-written reference BPTT agrees with torch autograd (so it can judge train)."""
-    rng = np.random.default_rng(T * 100 + H)
-    W = [rng.uniform(-1, 1, s) for s in [(2, H), (H, H), (H, 1)]]
-    x = rng.integers(0, 2, (T, 2)).astype(np.float64)
-    y = rng.integers(0, 2, T).astype(np.float64)
-    loss, *grads = classic_step(*W, x, y)
-    Wt = [torch.tensor(w, requires_grad=True) for w in W]
-    h = torch.zeros(H, dtype=torch.float64)
-    outs = []
-    for t in range(T):
-        h = torch.sigmoid(torch.from_numpy(x[t]) @ Wt[0] + h @ Wt[1])
-        outs.append(torch.sigmoid(h @ Wt[2])[0])
-    ref = 0.5 * ((torch.stack(outs) - torch.from_numpy(y)) ** 2).sum()
-    ref.backward()
-    np.testing.assert_allclose(loss, ref.item(), rtol=1e-9, atol=0)
-    for got, w in zip(grads, Wt, strict=True):
-        g = w.grad.numpy()
-        np.testing.assert_allclose(got, g, rtol=1e-9, atol=1e-12 * np.abs(g).max())
-
-
-@pytest.mark.parametrize(("n_bits", "hidden", "seed"), [(8, 16, 0), (8, 16, 1), (5, 3, 2)])
-def test_classic_preset_follows_the_reference_trajectory(n_bits: int, hidden: int, seed: int) -> None:
-    """train(preset="classic", steps=300) ends at the independent reference's weights (rtol 1e-10)."""
-    steps = 300
-    model, history = train(n_bits, hidden, seed, preset="classic", steps=steps)
-    ref, ref_losses = classic_reference(n_bits, hidden, seed, steps)
-    assert set(model.params) == set(ref)
-    assert isinstance(model[-1], Sigmoid) and model[0].activation == "sigmoid"
-    for name, want in ref.items():
-        got = model.params[name]
-        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12 * np.abs(want).max(), err_msg=name)
-    np.testing.assert_allclose(history.loss, ref_losses, rtol=1e-10, atol=1e-12 * max(ref_losses))
-    assert history.steps == steps and history.converged is True

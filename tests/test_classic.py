@@ -196,6 +196,23 @@ def test_one_step_of_the_classic_preset_is_the_loops_update(n_bits: int, hidden:
         )
 
 
+@pytest.mark.parametrize(("n_bits", "hidden", "seed"), [(8, 16, 0), (8, 16, 1), (5, 3, 2)])
+def test_classic_preset_follows_the_loop_for_300_steps(n_bits: int, hidden: int, seed: int) -> None:
+    """On train's own draws, 300 steps of the loop end at train's weights (rtol 1e-10)."""
+    W, pairs = bptt_draws(seed, hidden, n_bits)
+    T = operand_width(n_bits, PRESETS["classic"]) + 1
+    for _, (a, b) in zip(range(300), pairs, strict=False):
+        for k, u in classic_update(W, a, b, T).items():
+            W[k] += u
+    model, history = train(n_bits, hidden, seed, preset="classic", steps=300)
+    assert history.steps == 300 and history.converged is True
+    for name, key in (("0.W_ih", "in"), ("0.W_hh", "rec"), ("1.W", "out")):
+        want = W[key]
+        np.testing.assert_allclose(
+            model.params[name], want, rtol=1e-10, atol=1e-12 * np.abs(want).max(), err_msg=name
+        )
+
+
 def test_classic_preset_is_the_published_recipe() -> None:
     """2-16-1, sigmoid hidden and output, no bias, U(-1, 1), SGD lr 0.1, one pair, operands < 128."""
     recipe = PRESETS["classic"]

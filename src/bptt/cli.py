@@ -195,6 +195,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if args.plot is not None:
         _image_path(args.plot, "--plot")
     settings = _train_settings(args)
+    bits, H = settings["n_bits"], settings["hidden"]
+    _require_memory(_addition_bytes(bits, H), f"--bits {bits} --hidden {H}")
     checkpoint = (
         str(Path(args.out).with_suffix("")) + ".ckpt.npz" if args.checkpoint is None else args.checkpoint
     )
@@ -292,6 +294,15 @@ def _save_last_good(e: Any, path: str, meta: dict[str, Any]) -> int:
     return 1
 
 
+def _addition_bytes(bits: int, hidden: int) -> float:
+    """About what training an adder and its accuracy table hold: weights with their gradients,
+    optimizer buffers and copies; states and δ of the largest batch; the evaluation's sums."""
+    weights = 8 * 8 * hidden * (hidden + 4)
+    states = 8 * 16 * hidden * max((bits + 1) * 64, 257 * 32 + 33 * 64)
+    sums = 4**bits if bits <= 10 else 10_000
+    return weights + states + 6 * 8 * (bits + 1) * sums
+
+
 def _train_charlm(args: argparse.Namespace) -> int:
     from .stopping import Diverged, Interrupted
     from .tasks import charlm
@@ -315,6 +326,10 @@ def _train_charlm(args: argparse.Namespace) -> int:
         "k2": k2,
     }
     vocab = charlm.Vocabulary.of(text)  # what train uses: an interrupted model is saved with it
+    V, H, B = len(vocab), args.hidden or 128, options["batch"]
+    weights = 8 * 8 * 4 * H * (V + H + 1)  # LSTM weights, gradients, Adam's buffers and copies
+    window = 8 * 32 * k2 * B * (V + 4 * H)  # one-hot inputs, gates, states and δ of one window
+    _require_memory(weights + window + 16 * len(text), f"--hidden {H} --batch {B} --k2 {k2}")
     meta = {"command": shlex.join(["bptt", *args.argv]), "task": "charlm", "vocab": vocab.chars, **options}
     try:
         with _Progress(options["steps"], args.quiet) as bar:
