@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import bptt
+import bptt.trainer
 from bptt.cli import main
 from bptt.stopping import Diverged, Interrupted
 from bptt.tasks import charlm
@@ -128,13 +129,13 @@ def test_interruptible_training_stops_after_the_current_update(signum: int) -> N
 
 def test_a_non_finite_gradient_stops_training_before_the_update(monkeypatch: pytest.MonkeyPatch) -> None:
     """A NaN gradient norm at update 3 raises Diverged; the weights are update 2's, all finite."""
-    real, calls = charlm.clip_grad_norm, []
+    real, calls = bptt.clip_grad_norm, []
 
     def clip(model: bptt.Sequential, max_norm: float) -> float:
         calls.append(max_norm)
         return float("nan") if len(calls) == 3 else real(model, max_norm)
 
-    monkeypatch.setattr(charlm, "clip_grad_norm", clip)
+    monkeypatch.setattr(bptt.trainer, "clip_grad_norm", clip)
     with pytest.raises(Diverged, match="gradient norm became nan at step 3") as info:
         _tiny()
     assert info.value.step == 2 and len(info.value.history.loss) == 2

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from bptt.tasks.addition import PRESETS, accuracy, build_model, operand_width, train
-from bptt.tasks.addition.bits import _all_pairs, _sum_bits
+from bptt.tasks.addition.bits import all_pairs, sum_bits
 
 ALPHA = 0.1
 
@@ -68,8 +68,8 @@ def classic_update(W: dict[str, np.ndarray], a: int, b: int, n_bits: int) -> dic
 
 def exact_rate(W_in: np.ndarray, W_rec: np.ndarray, W_out: np.ndarray, n_bits: int = 8) -> float:
     """Exact-match rate of a sigmoid 2-H-1 adder on every pair of ``n_bits - 1``-bit operands."""
-    x = _all_pairs(n_bits - 1)  # (T, B, 2), the last step the carry's
-    y = _sum_bits(x)[:, :, 0] > 0.5  # (T, B)
+    x = all_pairs(n_bits - 1)  # (T, B, 2), the last step the carry's
+    y = sum_bits(x)[:, :, 0] > 0.5  # (T, B)
     h = np.zeros((x.shape[1], W_rec.shape[0]))  # (B, H)
     right = np.ones(x.shape[1], bool)
     for t in range(x.shape[0]):

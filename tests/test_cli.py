@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import contextlib
 import importlib.metadata
+import inspect
 import io
+import re
 import shlex
 import shutil
 import subprocess
@@ -18,7 +20,7 @@ import torch  # noqa: F401  (gradcheck's torch column must run; torch missing is
 
 import bptt
 import bptt.io
-from bptt.cli import main, shipped_model
+from bptt.cli import build_parser, main, shipped_model
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -118,16 +120,27 @@ def test_no_command_prints_help(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_console_script_help() -> None:
-    """The installed ``bptt --help`` runs and prints usage."""
+    """The installed ``bptt --help`` runs and prints usage, and nothing on stderr."""
     r = subprocess.run([_script(), "--help"], capture_output=True, text=True, timeout=60)
-    assert r.returncode == 0, r.stderr
+    assert r.returncode == 0 and r.stderr == "", r.stderr
     assert r.stdout.startswith("usage: bptt") and "train" in r.stdout
+
+
+def test_help_loads_no_numpy() -> None:
+    """``bptt --help`` declares no command's flags, so it imports nothing beyond the standard library."""
+    code = (
+        "import sys, bptt.cli\n"
+        "assert bptt.cli.main(['--help']) == 0\n"
+        "print(sorted(m for m in ('numpy', 'tqdm', 'numba') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.splitlines()[-1] == "[]"
 
 
 def test_console_script_version() -> None:
     """The installed ``bptt --version`` prints the package version."""
     r = subprocess.run([_script(), "--version"], capture_output=True, text=True, timeout=60)
-    assert r.returncode == 0, r.stderr
+    assert r.returncode == 0 and r.stderr == "", r.stderr
     assert r.stdout == f"bptt {bptt.__version__}\n"
 
 
@@ -180,6 +193,77 @@ def test_gradcheck_no_torch(capsys: pytest.CaptureFixture[str]) -> None:
 
 # ---------------------------------------------------------------------------------------------
 # train
+
+
+def test_train_help_shows_the_librarys_defaults(capsys: pytest.CaptureFixture[str]) -> None:
+    """Each default in ``bptt train --help`` is read from ``addition.train`` or ``charlm.train``."""
+    from bptt.tasks import addition, charlm
+
+    rc, out, _ = _cli(capsys, "train", "--help")
+    assert rc == 0
+    add, lm = inspect.signature(addition.train).parameters, inspect.signature(charlm.train).parameters
+    help_text = " ".join(out.split())
+    assert f"operand bits (default {add['n_bits'].default})" in help_text
+    assert f"hidden units (default {add['hidden'].default}; charlm {lm['hidden'].default})" in help_text
+    assert f"seed of everything random (default {add['seed'].default})" in help_text
+    for flag, name in [
+        ("--cell", "cell"),
+        ("--steps", "steps"),
+        ("--k1", "k1"),
+        ("--k2", "k2"),
+        ("--batch", "batch"),
+    ]:
+        assert re.search(rf"{flag} \S+ [^\[\]-]*\(default {lm[name].default}\b", help_text), flag
+
+
+def test_train_charlm_defaults_follow_the_library(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A default changed in ``charlm.train``'s signature changes what ``bptt train`` passes and shows."""
+    from bptt.tasks import charlm
+
+    calls: list[dict[str, object]] = []
+
+    def train(
+        text: str | None = None,
+        *,
+        cell: str = "rnn",
+        hidden: int = 7,
+        steps: int = 3,
+        batch: int = 2,
+        k1: int = 4,
+        k2: int = 9,
+        seed: int = 5,
+        **hooks: object,
+    ) -> None:
+        calls.append(
+            {"cell": cell, "hidden": hidden, "steps": steps, "batch": batch, "k1": k1, "k2": k2, "seed": seed}
+        )
+        raise ValueError("stopped by the test")
+
+    monkeypatch.setattr(charlm, "train", train)
+    rc, out, err = _cli(capsys, "train", "--task", "charlm", "--quiet")
+    _assert_one_line_error(rc, out, err)
+    assert calls == [{"cell": "rnn", "hidden": 7, "steps": 3, "batch": 2, "k1": 4, "k2": 9, "seed": 5}]
+    rc, out, _ = _cli(capsys, "train", "--help")
+    assert "(default 16; charlm 7)" in out and "updates (default 3)" in out
+    _cli(capsys, "train", "--task", "charlm", "--k1", "12", "--quiet")  # k2 defaults to at least k1
+    assert calls[-1]["k1"] == calls[-1]["k2"] == 12
+
+
+def test_train_refuses_every_flag_of_the_other_task(capsys: pytest.CaptureFixture[str]) -> None:
+    """Each task's declared flags are refused under the other task, naming the flag and the task."""
+    task_flags = build_parser(["train"]).parse_args(["train"]).task_flags
+    assert set(task_flags) == {"addition", "charlm"}
+    for task, actions in task_flags.items():
+        other = next(t for t in task_flags if t != task)
+        assert actions
+        for action in actions:
+            flag = action.option_strings[0]
+            value = [] if action.nargs == 0 else [str(action.choices[0]) if action.choices else "1"]
+            rc, out, err = _cli(capsys, "train", "--task", other, flag, *value)
+            _assert_one_line_error(rc, out, err)
+            assert f"{flag} does not apply to --task {other}" in err
 
 
 def test_train_writes_model_and_prints_table(trained: tuple[int, str, Path]) -> None:

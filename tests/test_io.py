@@ -910,7 +910,9 @@ HOSTILE_VALUES = st.one_of(
     st.sampled_from([-1, 0, 1, 2, 3, 4, 5, 2**31, 2**63, 10**300, -(10**300)]),
     st.floats(),
     st.text(max_size=6),
-    st.sampled_from([*sorted(bptt.io.LAYER_TYPES), "float16", "float128", "int8", "object", "V8", "tanh"]),
+    st.sampled_from(
+        [*sorted(bptt.layers.layer_types()), "float16", "float128", "int8", "object", "V8", "tanh"]
+    ),
     st.lists(st.integers(-3, 5), max_size=3),
     st.dictionaries(st.text(max_size=4), st.integers(-2, 5), max_size=3),
     st.just([[1, 2]]),

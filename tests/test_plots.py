@@ -75,8 +75,7 @@ def carry_adder(k: float = 40.0) -> bptt.Sequential:
 
 def torch_grad_h_norms(activation: str, steps: int, hidden: int, seed: int) -> np.ndarray:
     """``||∂L/∂h_t||`` for every step by torch autograd on the same weights, input and target."""
-    model, x, target = plots._gradnorm_problem(activation, steps, hidden, seed)
-    rnn, dense = model[0], model[2]
+    rnn, dense, x, target = plots._gradnorm_problem(activation, steps, hidden, seed)
 
     def leaf(a: np.ndarray) -> torch.Tensor:
         return torch.tensor(a, dtype=torch.float64, requires_grad=True)
@@ -200,8 +199,8 @@ def test_probe_refuses_bad_arguments(
 
 
 def test_probe_refuses_models_it_cannot_look_inside() -> None:
-    """No RNN, three inputs, or not a model at all."""
-    with pytest.raises(ValueError, match="no RNN"):
+    """No recurrent layer, three inputs, or not a model at all."""
+    with pytest.raises(ValueError, match="no recurrent layer"):
         carry_probe(bptt.Sequential([bptt.Dense(2, 1, rng=0)]))
     with pytest.raises(ValueError, match="2 input bits"):
         carry_probe(bptt.Sequential([bptt.RNN(3, 4, rng=0), bptt.Dense(4, 1, rng=0)]))
@@ -265,7 +264,7 @@ def test_plot_hidden_refuses_bad_input(shipped: bptt.Sequential) -> None:
     for a, b, says in [(-1, 2, "non-negative"), (2**64, 0, "at most 64"), (1.5, 2, "non-negative")]:
         with pytest.raises(ValueError, match=says):
             plots.plot_hidden(shipped, a, b, "x.png")  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="no RNN"):
+    with pytest.raises(ValueError, match="no recurrent layer"):
         plots.plot_hidden(bptt.Sequential([bptt.Dense(2, 1, rng=0)]), 1, 2, "x.png")
     with pytest.raises(ValueError, match="1 value per step"):
         plots.plot_hidden(bptt.Sequential([bptt.RNN(2, 3, rng=0), bptt.Dense(3, 2, rng=0)]), 1, 2, "x.png")
@@ -485,7 +484,7 @@ BAD_PLOT = [
     (["plot", "history", "--model", "badhistory.npz", "--out", "x.png"], "malformed"),
     (["plot", "history", "--model", "corrupt.npz", "--out", "x.png"], "truncated or corrupt"),
     (["plot", "hidden", "--model", "missing.npz", "--out", "x.png"], "does not exist"),
-    (["plot", "pca", "--model", "dense.npz", "--out", "x.png"], "no RNN"),
+    (["plot", "pca", "--model", "dense.npz", "--out", "x.png"], "no recurrent layer"),
     (["plot", "hidden", "--model", "three.npz", "--out", "x.png"], "2 input bits"),
 ]
 

@@ -21,7 +21,8 @@ import pytest
 
 import bptt
 from bptt.checkpoint import load_checkpoint
-from bptt.cli import _Progress, main
+from bptt.cli import main
+from bptt.cli.progress import Progress
 from bptt.stopping import Diverged, Terminated, UpdateGuard, stop_on_interrupt
 from bptt.tasks import charlm
 from bptt.tasks.addition import train
@@ -232,7 +233,7 @@ def test_the_cli_never_saves_non_finite_weights(
 
 def test_progress_bar_starts_no_monitor_thread() -> None:
     """tqdm's monitor thread registers an atexit hook, where a late Ctrl-C prints a traceback."""
-    with _Progress(10, quiet=False) as bar:
+    with Progress(10, quiet=False) as bar:
         bar.step(1)
         assert not [t for t in threading.enumerate() if "monitor" in t.name.lower()]
 
@@ -256,7 +257,7 @@ def test_progress_bar_is_released_with_signals_held(monkeypatch: pytest.MonkeyPa
             signal.raise_signal(signal.SIGINT)
 
     monkeypatch.setattr(tqdm.tqdm, "close", close_then_ctrl_c)
-    bar = _Progress(10, quiet=True)
+    bar = Progress(10, quiet=True)
     bar.step(1)
     tqdm_bar = weakref.ref(bar._bar)
     with pytest.raises(KeyboardInterrupt):
@@ -280,7 +281,7 @@ def test_every_public_name_resolves() -> None:
     for name in bptt.__all__:
         assert getattr(bptt, name) is not None, name
     assert set(bptt.__all__) <= set(dir(bptt))
-    assert bptt.RNN.__module__ == "bptt.recurrent" and callable(bptt.save)
+    assert bptt.RNN.__module__.startswith("bptt.recurrent") and callable(bptt.save)
     with pytest.raises(AttributeError, match="has no attribute 'no_such_name'"):
         bptt.no_such_name  # noqa: B018
 

@@ -19,7 +19,9 @@ from radon.complexity import cc_visit
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "bptt"
 MAX_MODULE_LINES, MAX_FUNCTION_LINES, MAX_COMPLEXITY, MAX_ISINSTANCE = 400, 60, 15, 10
-LAYER_BASES = {"Layer"}  # the protocol itself: asking "is this a layer?" is not a type switch
+# The protocol and its abstract bases: asking "is this a layer?" or "does it carry a recurrent
+# state?" is a question to the protocol, not a switch on concrete types.
+LAYER_BASES = {"Layer", "Recurrent", "Elementwise", "Weighted"}
 
 
 @dataclass
@@ -57,7 +59,11 @@ def _layer_classes(trees: dict[str, ast.Module]) -> dict[str, str]:
     while changed:
         changed = False
         for name, (module, parents) in bases.items():
-            if name not in found and any(p in LAYER_BASES or p in found for p in parents):
+            if (
+                name not in found
+                and name not in LAYER_BASES
+                and any(p in LAYER_BASES or p in found for p in parents)
+            ):
                 found[name], changed = module, True
     return found
 

@@ -23,10 +23,10 @@ if TYPE_CHECKING:
     from .explain import Explanation, explain
     from .gradcheck import GradcheckReport, gradcheck
     from .io import load, save
-    from .layers import Dense, Last, Layer, ReLU, Sequential, Sigmoid, Tanh
+    from .layers import Dense, Last, Layer, ReLU, Sequential, Sigmoid, State, Tanh, register_layer
     from .losses import BCEWithLogitsLoss, CrossEntropyLoss, Loss, MSELoss
     from .optim import clip_grad_norm
-    from .recurrent import GRU, LSTM, RNN, Bidirectional
+    from .recurrent import GRU, LSTM, RNN, Bidirectional, Recurrent
 
 __all__ = [
     "GRU",
@@ -43,9 +43,11 @@ __all__ = [
     "Loss",
     "MSELoss",
     "ReLU",
+    "Recurrent",
     "Sequential",
     "ShapeError",
     "Sigmoid",
+    "State",
     "Tanh",
     "__version__",
     "clip_grad_norm",
@@ -55,6 +57,7 @@ __all__ = [
     "gradcheck",
     "load",
     "optim",
+    "register_layer",
     "save",
     "to_torch",
 ]
@@ -75,15 +78,18 @@ _HOME = {
     "MSELoss": "losses",
     "RNN": "recurrent",
     "ReLU": "layers",
+    "Recurrent": "recurrent",
     "Sequential": "layers",
     "ShapeError": "errors",
     "Sigmoid": "layers",
+    "State": "layers",
     "Tanh": "layers",
     "clip_grad_norm": "optim",
     "explain": "explain",
     "from_torch": "bridge",
     "gradcheck": "gradcheck",
     "load": "io",
+    "register_layer": "layers",
     "save": "io",
     "to_torch": "bridge",
 }

@@ -28,6 +28,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from ._files import atomic_write
+from .cli.common import positive, positive_number
 from .layers import Dense, Sequential
 from .losses import MSELoss
 from .recurrent import GRU, LSTM, RNN
@@ -149,22 +150,6 @@ def peak_memory(shape: tuple[int, ...], dtype: Any) -> dict[str, float]:
     }
 
 
-def _positive_int(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return int(text)
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
-    return value
-
-
 def _shape(text: str) -> tuple[int, ...]:
     parts = text.split(",")
     if len(parts) != 5 or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
@@ -176,12 +161,13 @@ def _shape(text: str) -> tuple[int, ...]:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The benchmark's options, shared by ``bptt bench`` and ``benchmarks/rnn_fwd_bwd.py``."""
-    p.add_argument(
-        "--threads", type=_positive_int, nargs="+", default=[1, 2], help="thread counts (default 1 2)"
-    )
+    p.add_argument("--threads", type=positive, nargs="+", default=[1, 2], help="thread counts (default 1 2)")
     p.add_argument("--dtypes", nargs="+", default=["float32", "float64"], choices=["float32", "float64"])
     p.add_argument(
-        "--budget", type=_positive_float, default=2.0, help="seconds of timing per row (default 2)"
+        "--budget",
+        type=positive_number("number of seconds"),
+        default=2.0,
+        help="seconds of timing per row (default 2)",
     )
     p.add_argument("--quick", action="store_true", help="one tiny shape, a short budget: a smoke run")
     p.add_argument("--memory", action="store_true", help="also report peak memory at the largest shape")

@@ -22,7 +22,15 @@ from .layers import Layer, Sequential
 from .optim import Optimizer
 from .stopping import StopFlag, stop_on_interrupt  # re-exported: they lived here first
 
-__all__ = ["Checkpoint", "StopFlag", "load_checkpoint", "save_checkpoint", "stop_on_interrupt"]
+__all__ = [
+    "Checkpoint",
+    "Checkpoints",
+    "StopFlag",
+    "load_checkpoint",
+    "resume_from",
+    "save_checkpoint",
+    "stop_on_interrupt",
+]
 
 
 @dataclass
@@ -82,6 +90,43 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
     step, rng_state, settings = info["step"], info["rng"], info["settings"]
     _check_fields(where, model.params, step, rng_state, settings, optimizer, history)
     return Checkpoint(model, step, optimizer, rng_state, history, settings)
+
+
+def resume_from(
+    path: str | os.PathLike[str], settings: dict[str, Any], rng: np.random.Generator
+) -> Checkpoint:
+    """Load the checkpoint at ``path`` to continue the run with ``settings``; ``rng`` takes its state.
+
+    A checkpoint written with other settings is refused with ``ValueError``: resuming it would
+    not reach the weights either run would.
+    """
+    state = load_checkpoint(path)
+    if state.settings != settings:
+        raise ValueError(
+            f"train: {os.fspath(path)!r} was written by a run with {state.settings}, not {settings}"
+        )
+    rng.bit_generator.state = state.rng_state
+    return state
+
+
+@dataclass(frozen=True)
+class Checkpoints:
+    """Where ``trainer.fit`` writes checkpoints: every ``every`` steps (``None``: only on a stop).
+
+    ``rng`` is the generator the run draws its batches from and ``settings`` what ``resume_from``
+    compares; both go into every checkpoint.
+    """
+
+    path: str | os.PathLike[str]
+    rng: np.random.Generator
+    settings: dict[str, Any]
+    every: int | None = None
+
+    def due(self, step: int) -> bool:
+        return self.every is not None and step % self.every == 0
+
+    def save(self, model: Layer, optimizer: Optimizer, step: int, history: dict[str, Array]) -> None:
+        save_checkpoint(self.path, model, optimizer, self.rng, step, history, self.settings)
 
 
 # What ``tasks.addition.train`` stores as ``settings``: each key, what it must be, and a test.

@@ -12,10 +12,10 @@ from typing import Any
 import numpy as np
 
 from ._types import Array
-from .gradcheck import _leaves, gradcheck
-from .layers import Dense, Last, Layer, ReLU, Sequential, Sigmoid, Tanh
+from .gradcheck import gradcheck
+from .layers import Dense, Last, Layer, ReLU, Sequential, Sigmoid, State, Tanh
 from .losses import BCEWithLogitsLoss, CrossEntropyLoss, Loss, MSELoss
-from .recurrent import GRU, LSTM, RNN, Bidirectional
+from .recurrent import GRU, LSTM, RNN, Bidirectional, Recurrent
 
 __all__ = ["CONFIGS", "TORCH_TOLERANCE", "Config", "Row", "build", "run_config"]
 
@@ -71,16 +71,14 @@ def build(cfg: Config, rng: np.random.Generator) -> tuple[Sequential, Loss, Arra
     width = I
     for act in cfg.activations:
         cell = act.removeprefix("bi-")
-        layer: Layer
+        rnn: Recurrent
         if cell in ("lstm", "gru"):
-            layer = (LSTM if cell == "lstm" else GRU)(width, H, bias=cfg.bias, rng=rng)
+            rnn = (LSTM if cell == "lstm" else GRU)(width, H, bias=cfg.bias, rng=rng)
         else:
-            layer = RNN(width, H, activation=act, bias=cfg.bias, rng=rng)
-        for state in getattr(layer, "state_names", ()) if cfg.h0 else ():
-            setattr(layer, state, rng.normal(0.0, 0.5, (B, H)))
-        if act.startswith("bi-"):
-            layer = Bidirectional(layer, rng=rng)
-        layers.append(layer)
+            rnn = RNN(width, H, activation=act, bias=cfg.bias, rng=rng)
+        if cfg.h0:
+            rnn.state = State(*(rng.normal(0.0, 0.5, (B, H)) for _ in rnn.state_names))
+        layers.append(Bidirectional(rnn, rng=rng) if act.startswith("bi-") else rnn)
         width = 2 * H if act.startswith("bi-") else H
     if cfg.head == "seed":  # sigmoid on the last state, then a bias-free sigmoid output layer
         layers += [Last(), Sigmoid(), Dense(width, O, bias=False, rng=rng), Sigmoid()]
@@ -139,9 +137,10 @@ def run_config(cfg: Config, seed: int = 0, use_torch: bool = True) -> list[Row]:
         ref = torch_gradients(model, x, loss_fn=loss, target=target, mask=mask)
         _, grad_y = loss(model.forward(x), target, mask)
         ours: dict[str, Array] = {**model.grads, "x": model.backward(grad_y)}
-        for prefix, leaf in _leaves(model):
-            for state in getattr(leaf, "state_names", ()):
-                ours[f"{prefix}{state}"] = getattr(leaf, f"grad_{state}")
+        for prefix, leaf in model.leaves():
+            if isinstance(leaf, Recurrent):
+                parts = zip(leaf.state_names, leaf.grad_state, strict=False)
+                ours.update({prefix + name: grad for name, grad in parts if grad is not None})
         for k, a in ours.items():
             scale = max(float(np.abs(ref[k]).max()), 1e-300)
             torch_err[k] = float(np.abs(a - ref[k]).max()) / scale

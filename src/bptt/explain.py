@@ -19,7 +19,8 @@ from ._types import Array
 from ._validate import as_array, check_sequence
 from .explain_gated import gated_backward, gated_forward
 from .functional import ACTIVATIONS
-from .layers import Dense, Last, Layer, Sequential, _Elementwise
+from .layers import Dense, Last, Layer, Sequential
+from .layers import Elementwise as _Elementwise
 from .losses import BCEWithLogitsLoss, CrossEntropyLoss, Loss, MSELoss
 from .recurrent import GRU, LSTM, RNN
 

@@ -12,8 +12,9 @@ from numpy.typing import NDArray
 
 from ._types import Array
 from ._validate import COMPLEX_PROBE, as_array, check_sequence
-from .layers import Layer
+from .layers import Layer, State, run_from
 from .losses import Loss
+from .recurrent import Recurrent
 
 __all__ = ["TOLERANCE", "GradcheckReport", "gradcheck"]
 
@@ -28,7 +29,8 @@ class GradcheckReport:
     Attributes
     ----------
     errors : dict[str, float]
-        Keyed like ``model.params`` (``"0.W_ih"``), plus ``"x"`` and ``"{i}.h0"`` per RNN.
+        Keyed like ``model.params`` (``"0.W_ih"``), plus ``"x"`` and ``"{prefix}h0"`` (LSTM also
+        ``"{prefix}c0"``) per recurrent leaf, its prefix as ``model.leaves()`` names it.
     shapes : dict[str, tuple[int, ...]]
     checked : dict[str, int]
         How many entries were perturbed (all, or a seeded sample of large arrays).
@@ -84,66 +86,44 @@ def gradcheck(
 
     Parameters
     ----------
-    model : a layer or ``Sequential`` in float64
-    loss_fn : a ``bptt`` loss
-    x : ndarray (T, B, I)
-    target, mask : as the loss takes them
-    eps : float
-        Step of the real central differences, ``(L(θ+ε) - L(θ-ε)) / 2ε`` (``method="central"``).
+    model, loss_fn : a layer or ``Sequential`` in float64, and a ``bptt`` loss
+    x : ndarray (T, B, I); target, mask : as the loss takes them
+    eps : float, the step of ``method="central"``, ``(L(θ+ε) - L(θ-ε)) / 2ε``
     method : {"complex", "central"}
         ``"complex"`` (default) takes the central difference along the imaginary axis,
         ``(L(θ+ih) - L(θ-ih)) / 2ih = Im L(θ+ih) / h`` with ``h = 1e-20``. Nothing cancels,
         so it is exact to round-off even for entries near zero, which real steps cannot
         resolve: their round-off floor is about ``1e-16·|L| / ε`` absolute.
         ``"central"`` uses real steps of size ``eps``.
-    max_entries : int
-        Arrays larger than this are checked on a seeded random sample of that many entries.
-    seed : int
-        Seed of that sample.
+    max_entries, seed : int
+        Arrays larger than ``max_entries`` are checked on a random sample (seeded) of that many.
 
-    Every parameter, ``x`` and each recurrent layer's initial states (``h0``, LSTM's ``c0``) are
-    checked. A state that is ``None`` is checked at zeros. The model's weights are never perturbed
-    in place: the probes run on copies, and the model ends as after one ``forward`` and ``backward``.
+    Every parameter, ``x`` and each recurrent leaf's initial states (``h0``, LSTM's ``c0``; zeros
+    when ``None``) are checked. The model runs from explicit states (``run``), so its ``h0``/``c0``
+    never change; the probes perturb copies of the weights, never the weights themselves.
     """
     if method not in _STEPS:
         raise ValueError(f"gradcheck: method must be 'complex' or 'central', got {method!r}")
-    if not isinstance(model, Layer):
-        raise TypeError(f"gradcheck: model must be a bptt layer or Sequential, got {model!r}")
-    leaves = _leaves(model)
-    for _, layer in leaves:
-        dtype = getattr(layer, "dtype", np.dtype(np.float64))
-        if dtype != np.float64:
-            raise TypeError(f"gradcheck: needs a float64 model; {type(layer).__name__} is {dtype}")
-    x = as_array(x, np.dtype(np.float64), "gradcheck", "x")
-    check_sequence(x, "gradcheck", "x", "(T, B, I)", None)
-    states: dict[str, tuple[Any, str]] = {
-        f"{prefix}{name}": (layer, name)
-        for prefix, layer in leaves
-        for name in getattr(layer, "state_names", ())
-    }  # e.g. "0.h0", "0.c0", "1.bwd.h0"
-    saved = {k: getattr(layer, name) for k, (layer, name) in states.items()}
+    leaves, x = _checked(model, x)
+    carriers = [(prefix, leaf) for prefix, leaf in leaves if isinstance(leaf, Recurrent)]
     probe_dtype = np.dtype(np.complex128 if method == "complex" else np.float64)
     rng = np.random.default_rng(seed)
-    try:
-        with _probe_copies(leaves, probe_dtype) as wrt:
-            wrt["x"] = x.astype(probe_dtype)
-            for k, (layer, name) in states.items():
-                wrt[k] = layer.initial_state(x.shape[1], name).astype(probe_dtype)
-                setattr(layer, name, wrt[k])
+    with _probe_copies(leaves, probe_dtype) as wrt:
+        wrt["x"] = x.astype(probe_dtype)
+        for prefix, leaf in carriers:  # checked at the states forward would start from (None: zeros)
+            start = leaf.start(leaf.held(), x.shape[1])
+            wrt.update({prefix + name: part.astype(probe_dtype) for name, part in _named(leaf, start)})
 
-            def loss() -> Any:
-                return loss_fn.evaluate(model.forward(wrt["x"]), target, mask)[0]
+        def loss() -> Any:
+            return loss_fn.evaluate(run_from(model, wrt["x"], _states(carriers, wrt))[0], target, mask)[0]
 
-            step = _STEPS[method]
-            numeric = {k: step(a, loss, eps, _sample(a.size, max_entries, rng)) for k, a in wrt.items()}
-        for k, (layer, name) in states.items():
-            setattr(layer, name, np.array(wrt[k].real))  # checked at these states, also when None
-        _, grad_y = loss_fn(model.forward(x), target, mask)
-        analytic: dict[str, Array] = {**model.grads, "x": model.backward(grad_y)}
-        analytic.update({k: getattr(layer, f"grad_{name}") for k, (layer, name) in states.items()})
-    finally:
-        for k, (layer, name) in states.items():
-            setattr(layer, name, saved[k])
+        step = _STEPS[method]
+        numeric = {k: step(a, loss, eps, _sample(a.size, max_entries, rng)) for k, a in wrt.items()}
+    real = {k: np.array(a.real) for k, a in wrt.items()}  # the states are checked at, also when None
+    _, grad_y = loss_fn(run_from(model, x, _states(carriers, real))[0], target, mask)
+    analytic: dict[str, Array] = {**model.grads, "x": model.backward(grad_y)}
+    for prefix, leaf in carriers:
+        analytic.update({prefix + name: grad for name, grad in _named(leaf, leaf.grad_state)})
 
     errors, checked, shapes = {}, {}, {}
     for k, (idx, n) in numeric.items():
@@ -152,12 +132,30 @@ def gradcheck(
     return GradcheckReport(errors, shapes, checked, method=method)
 
 
-def _leaves(model: Layer, prefix: str = "") -> list[tuple[str, Layer]]:
-    """The layers without sublayers, each with the key prefix of its params (``"0."``, ``"1.fwd."``)."""
-    subs = model.sublayers()
-    if not subs:
-        return [(prefix, model)]
-    return [leaf for name, sub in subs for leaf in _leaves(sub, f"{prefix}{name}.")]
+def _checked(model: Layer, x: NDArray[Any]) -> tuple[list[tuple[str, Layer]], Array]:
+    """The model's leaves, all float64, and ``x`` as a float64 sequence ``(T, B, I)``."""
+    if not isinstance(model, Layer):
+        raise TypeError(f"gradcheck: model must be a bptt layer or Sequential, got {model!r}")
+    leaves = list(model.leaves())
+    for _, layer in leaves:
+        dtype = getattr(layer, "dtype", np.dtype(np.float64))
+        if dtype != np.float64:
+            raise TypeError(f"gradcheck: needs a float64 model; {type(layer).__name__} is {dtype}")
+    x = as_array(x, np.dtype(np.float64), "gradcheck", "x")
+    check_sequence(x, "gradcheck", "x", "(T, B, I)", None)
+    return leaves, x
+
+
+def _named(leaf: Recurrent, state: State) -> list[tuple[str, Array]]:
+    """A state's parts with their names (``"h0"``, ``"c0"``)."""
+    return [(name, part) for name, part in zip(leaf.state_names, state, strict=False) if part is not None]
+
+
+def _states(
+    carriers: list[tuple[str, Recurrent]], arrays: dict[str, NDArray[Any]]
+) -> dict[str, State | None]:
+    """Each recurrent leaf's start ``State`` from ``arrays`` keyed ``"{prefix}h0"``, ``"{prefix}c0"``."""
+    return {prefix: State(*(arrays[prefix + name] for name in leaf.state_names)) for prefix, leaf in carriers}
 
 
 @contextmanager

@@ -34,8 +34,8 @@ from numpy.typing import NDArray
 from ._files import atomic_write, format_bytes, open_regular, short_repr
 from ._types import Array
 from ._version import __version__
-from .layers import Dense, Last, Layer, ReLU, Sequential, Sigmoid, Tanh
-from .recurrent import GRU, LSTM, RNN, Bidirectional
+from .layers import Layer, Sequential, layer_types
+from .recurrent import Recurrent  # noqa: F401  (imported so the recurrent layer types are registered)
 
 __all__ = ["FORMAT_VERSION", "MAX_FILE_BYTES", "MAX_INFLATION", "load", "read", "save"]
 
@@ -47,9 +47,6 @@ RECORD = "__bptt__"
 MAX_FILE_BYTES = 16 * 2**30
 MAX_INFLATION = 16  # a deflated member may hold at most this many times the archive's size
 NPY_HEADERS = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
-LAYER_TYPES: dict[str, type[Layer]] = {
-    cls.__name__: cls for cls in (Dense, RNN, LSTM, GRU, Bidirectional, Sigmoid, Tanh, ReLU, Last)
-}
 
 
 def save(
@@ -61,6 +58,9 @@ def save(
 ) -> None:
     """Write ``model`` (a layer or ``Sequential``) to ``path`` atomically.
 
+    Each layer must be of a type named with ``bptt.register_layer`` (every built-in one is); its
+    record is its type's name and ``config()``, which includes its dtype.
+
     Parameters
     ----------
     meta : dict, optional
@@ -68,7 +68,10 @@ def save(
     extra : dict of name -> numeric ndarray, optional
         Arrays kept beside the weights (not part of the model).
     """
-    layers = list(model) if isinstance(model, Sequential) else [model]
+    types = layer_types()
+    # A registered layer is saved whole; an unregistered container (Sequential) as its chain of layers.
+    unregistered_container = type(model).__name__ not in types and model.sublayers()
+    layers = [sub for _, sub in model.sublayers()] if unregistered_container else [model]
     record: dict[str, Any] = {
         "format": "bptt",
         "version": FORMAT_VERSION,
@@ -79,11 +82,11 @@ def save(
     arrays: dict[str, NDArray[Any]] = {}
     for i, layer in enumerate(layers):
         name = type(layer).__name__
-        if name not in LAYER_TYPES:
-            raise TypeError(f"save: cannot save layer {i} of type {name}")
+        if types.get(name) is not type(layer):
+            raise TypeError(
+                f"save: cannot save layer {i} of type {name}: register it with bptt.register_layer"
+            )
         config = dict(layer.config())
-        if "dtype" in vars(layer):
-            config["dtype"] = str(vars(layer)["dtype"])
         entry: dict[str, Any] = {"type": name, "config": config, "params": {}}
         for k, v in layer.params.items():
             if not np.all(np.isfinite(v)):
@@ -223,11 +226,9 @@ def _layer(i: int, entry: Any, files: dict[str, NDArray[Any]], name: str) -> Lay
     where = f"load: {name} layer {i}"
     if not isinstance(entry, dict):
         raise ValueError(f"{where} is {short_repr(entry)}; expected a layer record (a JSON object)")
-    kind = entry.get("type")
-    if not isinstance(kind, str) or kind not in LAYER_TYPES:
-        raise ValueError(
-            f"{where} has unknown type {short_repr(kind)}; expected one of {sorted(LAYER_TYPES)}"
-        )
+    kind, types = entry.get("type"), layer_types()
+    if not isinstance(kind, str) or kind not in types:
+        raise ValueError(f"{where} has unknown type {short_repr(kind)}; expected one of {sorted(types)}")
     config, shapes = entry.get("config"), entry.get("params")
     if not isinstance(config, dict) or not isinstance(shapes, dict):
         raise ValueError(f"{where} has a malformed record entry")
@@ -237,9 +238,15 @@ def _layer(i: int, entry: Any, files: dict[str, NDArray[Any]], name: str) -> Lay
         if type(v) is int and v not in dims:
             raise ValueError(f"{where}: config {k}={v} disagrees with the stored arrays' shapes")
     try:
-        layer = LAYER_TYPES[kind].from_config(config)
+        layer = types[kind].from_config(config)
     except (TypeError, ValueError) as e:
         raise ValueError(f"{where} has an invalid configuration ({e})") from None
+    _fill(where, kind, layer, arrays)
+    return layer
+
+
+def _fill(where: str, kind: str, layer: Layer, arrays: dict[str, NDArray[Any]]) -> None:
+    """Copy the stored arrays into the new layer's params, each checked against its shape and dtype."""
     if set(arrays) != set(layer.params):
         raise ValueError(f"{where} records params {sorted(arrays)}; a {kind} has {sorted(layer.params)}")
     for k, target in layer.params.items():
@@ -251,7 +258,6 @@ def _layer(i: int, entry: Any, files: dict[str, NDArray[Any]], name: str) -> Lay
         if not np.all(np.isfinite(cast)):
             raise ValueError(f"{where}: array {k!r} holds values beyond {target.dtype}'s range")
         target[...] = cast
-    return layer
 
 
 def _recorded_arrays(

@@ -22,7 +22,7 @@ from ._types import Array
 from ._validate import as_rng, positive_int
 from .layers import Dense, Last, Layer, Sequential
 from .losses import MSELoss
-from .recurrent import RNN
+from .recurrent import RNN, Recurrent
 from .tasks.addition import (
     carry_bits,
     carry_probe,
@@ -124,7 +124,7 @@ def _colour_range(activation: str, h: Array) -> tuple[str, float, float]:
 
 
 def plot_hidden(model: Layer, a: int, b: int, path: str | os.PathLike[str]) -> None:
-    """The first RNN layer's ``h_t`` (units × steps) while the adder computes ``a + b``.
+    """The first recurrent layer's ``h_t`` (units × steps) while the adder computes ``a + b``.
 
     Beneath the heatmap, on the same step axis: the input bits ``a_t`` and ``b_t``, the true
     carry into step ``t``, the model's sum bit and the true sum bit (a wrong bit is outlined
@@ -140,7 +140,8 @@ def plot_hidden(model: Layer, a: int, b: int, path: str | os.PathLike[str]) -> N
         )
     predicted = predict_bits(model, x)[:, 0]  # validates the model: 2 inputs, 1 output per step
     h = hidden_states(model, x)[:, 0]  # (T, H)
-    rnn = next(layer for layer in _layer_list(model) if isinstance(layer, RNN))
+    rnn = next(leaf for _, leaf in model.leaves() if isinstance(leaf, Recurrent))
+    activation = getattr(rnn, "activation", "tanh")  # a gated cell's h = o ⊙ tanh(c) lies in (-1, 1)
     carry_units = [unit for unit, _ in carry_probe(model, top=3).top_units]
     true_sum = int_to_bits(a + b, T).astype(bool)
     rows = [
@@ -156,10 +157,10 @@ def plot_hidden(model: Layer, a: int, b: int, path: str | os.PathLike[str]) -> N
     fig = plt.figure(figsize=(max(7.0, 2.5 + 0.3 * T), 2.0 + 0.2 * H + 0.3 * len(rows)), layout="constrained")
     grid = fig.add_gridspec(1 + len(rows), 2, height_ratios=[H * 0.6] + [1] * len(rows), width_ratios=[50, 1])
     ax_h = fig.add_subplot(grid[0, 0])
-    cmap, lo, hi = _colour_range(rnn.activation, h)
+    cmap, lo, hi = _colour_range(activation, h)
     image = ax_h.imshow(h.T, aspect="auto", cmap=cmap, vmin=lo, vmax=hi, interpolation="nearest")
     _mark_units(ax_h, H, carry_units)
-    fig.colorbar(image, cax=fig.add_subplot(grid[0, 1]), label=f"h_t ({rnn.activation})")
+    fig.colorbar(image, cax=fig.add_subplot(grid[0, 1]), label=f"h_t ({activation})")
     axes = [ax_h]
     for i, (name, bits) in enumerate(rows, start=1):
         ax = fig.add_subplot(grid[i, 0], sharex=ax_h)
@@ -199,10 +200,6 @@ def _bit_row(ax: Any, name: str, bits: Array, wrong: Array | None) -> None:
     ax.set_yticklabels([name], fontsize=9)
 
 
-def _layer_list(model: Layer) -> list[Layer]:
-    return list(model) if isinstance(model, Sequential) else [model]
-
-
 PCA_CLASSES = {  # (carry in, sum bit) -> legend label, colour
     (0, 0): ("carry in 0, sum bit 0", "tab:blue"),
     (0, 1): ("carry in 0, sum bit 1", "tab:orange"),
@@ -230,14 +227,8 @@ def plot_pca(
     x, y = make_batch(n_bits, samples, as_rng(rng, "plot_pca"))
     predict_bits(model, x[:, :1])  # validates the model before the real work
     h = hidden_states(model, x)  # (T, B, H)
-    T, B, H = h.shape
-    states = h.reshape(T * B, H)
-    centred = states - states.mean(axis=0)
-    _, s, vt = np.linalg.svd(centred, full_matrices=False)
-    points = np.zeros((T * B, 2))  # (T·B, 2); a one-unit RNN has no second component
-    points[:, : min(H, 2)] = centred @ vt[:2].T
-    share = np.zeros(2)
-    share[: min(H, 2)] = s[:2] ** 2 / max(float(np.sum(s**2)), np.finfo(float).tiny)
+    T, B, _ = h.shape
+    points, share = _principal(h)
     carry_in = np.vstack([np.zeros((1, B), bool), carry_bits(x)[:-1]]).reshape(-1)
     sum_bit = (y[:, :, 0] > 0.5).reshape(-1)
     inputs = (x[:, :, 0] + x[:, :, 1]).reshape(-1).astype(int)
@@ -277,19 +268,34 @@ def plot_pca(
     _save(fig, path, fmt)
 
 
+def _principal(h: Array) -> tuple[Array, Array]:
+    """States ``h (T, B, H)`` on their first two principal components ``(T·B, 2)``, and each one's
+    share of the variance ``(2,)``; a one-unit RNN has no second component (zeros)."""
+    T, B, H = h.shape
+    states = h.reshape(T * B, H)
+    centred = states - states.mean(axis=0)
+    _, s, vt = np.linalg.svd(centred, full_matrices=False)
+    points = np.zeros((T * B, 2))  # (T·B, 2)
+    points[:, : min(H, 2)] = centred @ vt[:2].T
+    share = np.zeros(2)
+    share[: min(H, 2)] = s[:2] ** 2 / max(float(np.sum(s**2)), np.finfo(float).tiny)
+    return points, share
+
+
 # --- Vanishing gradients ----------------------------------------------------------------------
 
 
-def _gradnorm_problem(activation: str, steps: int, hidden: int, seed: int) -> tuple[Sequential, Array, Array]:
-    """``RNN(1, hidden) -> Last -> Dense(hidden, 1)``, a random input ``(steps, 1, 1)`` and target.
+def _gradnorm_problem(activation: str, steps: int, hidden: int, seed: int) -> tuple[RNN, Dense, Array, Array]:
+    """``RNN(1, hidden)`` and the head ``Dense(hidden, 1)`` that follows ``Last``, a random input
+    ``(steps, 1, 1)`` and target ``(1, 1, 1)``.
 
     Every activation gets the same weights, input and target from the same seed.
     """
     rng = np.random.default_rng(seed)
-    model = Sequential([RNN(1, hidden, activation=activation, rng=rng), Last(), Dense(hidden, 1, rng=rng)])
+    rnn, head = RNN(1, hidden, activation=activation, rng=rng), Dense(hidden, 1, rng=rng)
     x = rng.standard_normal((steps, 1, 1))
     target = rng.standard_normal((1, 1, 1))
-    return model, x, target
+    return rnn, head, x, target
 
 
 def gradient_norms(activation: str = "tanh", steps: int = 200, hidden: int = 16, seed: int = 0) -> Array:
@@ -306,14 +312,13 @@ def gradient_norms(activation: str = "tanh", steps: int = 200, hidden: int = 16,
     hidden = positive_int(hidden, "gradient_norms", "hidden")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
         raise ValueError(f"gradient_norms: seed must be an integer, got {seed!r}")
-    model, x, target = _gradnorm_problem(activation, steps, hidden, int(seed))
+    rnn, head, x, target = _gradnorm_problem(activation, steps, hidden, int(seed))
+    model = Sequential([rnn, Last(), head])
     _, grad = MSELoss()(model.forward(x), target)
     model.backward(grad)
-    rnn = model[0]
-    assert isinstance(rnn, RNN)
     grad_h = np.empty((steps, hidden))
     grad_h[:-1] = rnn.grad_a[1:, 0] @ rnn.params["W_hh"].T  # through step t+1: (T-1, H)
-    grad_h[-1] = model[2].backward(grad)[0, 0]  # ∂L/∂h_T: what Last receives from the head
+    grad_h[-1] = head.backward(grad)[0, 0]  # ∂L/∂h_T: what Last receives from the head
     return np.linalg.norm(grad_h, axis=1)
 
 

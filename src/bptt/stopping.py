@@ -1,7 +1,7 @@
 """Stopping training cleanly: at a step boundary on SIGINT or SIGTERM, or with the last finite weights.
 
-Every trainer runs its loop inside ``stop_on_interrupt`` and applies its updates through an
-``UpdateGuard``. The first SIGINT or SIGTERM only sets a flag, which the loop reads between
+The training loop, ``bptt.trainer.fit``, runs inside ``stop_on_interrupt`` and applies its updates
+through an ``UpdateGuard``. The first SIGINT or SIGTERM only sets a flag, which the loop reads between
 steps (so a checkpoint is never taken mid-update) to raise ``Interrupted``; a second one stops at
 once. A loss, gradient or update that is not finite raises ``Diverged`` carrying the last weights
 that were. Both exceptions are ``TrainingStopped`` and carry the model, history and step.
@@ -41,9 +41,9 @@ class TrainingStopped(Exception):
     ----------
     model : Sequential
         The weights after the last completed step, always finite.
-    history
-        The trainer's history up to that step (``tasks.addition.History`` or
-        ``tasks.charlm.CharHistory``).
+    history : bptt.trainer.History
+        The run's history up to that step (``tasks.addition.History``,
+        ``tasks.charlm.CharHistory``, ...).
     step : int
         The last completed step (0: none completed).
     """

@@ -16,16 +16,15 @@ from typing import Any, Protocol
 import numpy as np
 from numpy.typing import NDArray
 
-from ._types import Array
 from ._validate import positive_int
-from .layers import Layer
+from .layers import Layer, State, run_from
 from .losses import Loss
-from .recurrent import Bidirectional, _Recurrent
+from .recurrent import Recurrent
 
-__all__ = ["Sequence", "tbptt", "windows"]
+__all__ = ["TimeSliceable", "tbptt", "windows"]
 
 
-class Sequence(Protocol):
+class TimeSliceable(Protocol):
     """Anything time-major that can be sliced along time (an ndarray, or a lazy one-hot stream)."""
 
     def __len__(self) -> int: ...
@@ -43,51 +42,39 @@ def windows(T: int, k1: int, k2: int) -> list[tuple[int, int, int]]:
     return [(max(0, e - k2), previous, e) for previous, e in zip([0, *ends[:-1]], ends, strict=True)]
 
 
-def _recurrent_leaves(model: Layer) -> list[_Recurrent]:
-    if isinstance(model, Bidirectional):
-        raise TypeError("tbptt: a Bidirectional layer reads the future, so it cannot be truncated in time")
-    if isinstance(model, _Recurrent):
-        return [model]
-    return [leaf for _, sub in model.sublayers() for leaf in _recurrent_leaves(sub)]
-
-
 def tbptt(
-    model: Layer, loss_fn: Loss, x: Sequence, target: Sequence, k1: int, k2: int
+    model: Layer, loss_fn: Loss, x: TimeSliceable, target: TimeSliceable, k1: int, k2: int
 ) -> Iterator[tuple[int, float]]:
     """Run BPTT(k1, k2) over one sequence; after each window ``model.grads`` holds its gradient.
 
     Yields ``(end, loss)`` after each window's backward, so the caller can clip and step the
-    optimizer before the next window. Each window starts from the recurrent layers' states at
-    its first step; the first starts from their ``h0``/``c0`` (zeros if ``None``), and when the
-    iterator is exhausted those attributes hold the states after step T, ready for the next
-    piece of a longer stream.
+    optimizer before the next window. Each window runs (``model.run``) from the recurrent layers'
+    states at its first step; the first starts from their ``state`` (``h0``/``c0``, zeros if
+    ``None``), and when the iterator is exhausted that holds the states after step T, ready for
+    the next piece of a longer stream.
 
     Parameters
     ----------
-    model : a layer or Sequential; its recurrent layers must not be Bidirectional
+    model : a causal layer or Sequential (no Bidirectional inside: it reads the future)
     loss_fn : Loss; its mask restricts each window's loss to its last k1 steps
     x : (T, B, I) sequence; target : (T, B, ...) targets, sliced alongside
     k1, k2 : int, 1 ≤ k1 ≤ k2
     """
-    rnns = _recurrent_leaves(model)
+    if not model.causal:
+        raise TypeError("tbptt: a Bidirectional layer reads the future, so it cannot be truncated in time")
+    carriers = [(prefix, leaf) for prefix, leaf in model.leaves() if isinstance(leaf, Recurrent)]
     T = len(x)
     plan = windows(T, k1, k2)
-    states = [{name: getattr(r, name) for name in r.state_names} for r in rnns]
+    states: dict[str, State | None] = {prefix: leaf.state for prefix, leaf in carriers}
     for j, (s, loss_from, e) in enumerate(plan):
-        _set_states(rnns, states)
-        y = model.forward(x[s:e])
+        y, _ = run_from(model, x[s:e], states)
         mask = np.ones(y.shape[:2])
         mask[: loss_from - s] = 0.0  # the loss covers the window's last k1 steps only
         loss, grad = loss_fn(y, target[s:e], mask)
         model.backward(grad)
         # The next window starts inside this one: keep the states there (values only).
         following = plan[j + 1][0] if j + 1 < len(plan) else T
-        states = [r.state_after(following - s) for r in rnns]
+        states = {prefix: leaf.state_after(following - s) for prefix, leaf in carriers}
         yield e, loss
-    _set_states(rnns, states)
-
-
-def _set_states(rnns: list[_Recurrent], states: list[dict[str, Array | None]]) -> None:
-    for rnn, values in zip(rnns, states, strict=True):
-        for name, value in values.items():
-            setattr(rnn, name, value)
+    for prefix, leaf in carriers:
+        leaf.state = states[prefix]

@@ -11,23 +11,22 @@ from __future__ import annotations
 
 import math
 import os
-import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from numpy.typing import NDArray
 
+from .. import trainer
 from .._files import read_regular
 from .._types import Array
 from .._validate import as_rng, positive_int
 from ..layers import Dense, Layer, Sequential
 from ..losses import CrossEntropyLoss
-from ..optim import Adagrad, Adam, Optimizer, clip_grad_norm
-from ..recurrent import LSTM, RNN, _Recurrent
-from ..stopping import UpdateGuard, stop_on_interrupt
+from ..optim import Adagrad, Adam, Optimizer
+from ..recurrent import LSTM, RNN, Recurrent
 from ..tbptt import tbptt
 
 __all__ = [
@@ -145,43 +144,35 @@ def build_model(vocab_size: int, hidden: int, cell: str, rng: np.random.Generato
 
 
 @dataclass
-class CharHistory:
-    """Training loss (nats per character) per update, and held-out bpc at each check."""
+class CharHistory(trainer.History):
+    """Training loss (nats per character) per update, and held-out ``bpc`` at each check."""
 
-    loss: list[float] = field(default_factory=list)
-    check_step: list[int] = field(default_factory=list)
+    METRICS: ClassVar[tuple[str, ...]] = ("bpc",)
+
     bpc: list[float] = field(default_factory=list)
-    seconds: float = 0.0
-
-    def arrays(self) -> dict[str, NDArray[Any]]:
-        return {
-            "loss": np.asarray(self.loss),
-            "check_step": np.asarray(self.check_step, np.int64),
-            "bpc": np.asarray(self.bpc),
-        }
 
 
-def _recurrent(model: Layer) -> _Recurrent:
-    first = model[0] if isinstance(model, Sequential) else model
-    if not isinstance(first, _Recurrent):
+def _recurrent(model: Layer) -> Recurrent:
+    """The model's first layer, which must be recurrent, or ``ValueError``."""
+    _, first = next(model.leaves())
+    if not isinstance(first, Recurrent):
         raise ValueError(f"charlm: the model must start with a recurrent layer, got {first!r}")
     return first
 
 
 def bpc(model: Layer, ids: NDArray[np.int64], vocab_size: int, chunk: int = 256) -> float:
-    """Held-out bits per character: mean ``-log₂ p(next char)`` over ``ids``, one stream."""
-    rnn = _recurrent(model)
-    saved, rnn.stateful = rnn.stateful, True
-    rnn.reset_state()
+    """Held-out bits per character: mean ``-log₂ p(next char)`` over ``ids``, one stream.
+
+    The stream runs in pieces of ``chunk`` characters from zero states, each piece from the
+    states the last one ended in (``model.run``); the model's own state attributes are untouched.
+    """
+    _recurrent(model)
     loss_fn = CrossEntropyLoss("sum")
-    total = 0.0
-    try:
-        x, y = OneHot(ids[:-1, None], vocab_size), ids[1:, None]
-        for s in range(0, len(ids) - 1, chunk):
-            total += loss_fn(model.forward(x[s : s + chunk]), y[s : s + chunk])[0]
-    finally:
-        rnn.stateful = saved
-        rnn.reset_state()
+    total, state = 0.0, None
+    x, y = OneHot(ids[:-1, None], vocab_size), ids[1:, None]
+    for s in range(0, len(ids) - 1, chunk):
+        logits, state = model.run(x[s : s + chunk], state)  # (chunk, 1, V)
+        total += loss_fn(logits, y[s : s + chunk])[0]
     return total / (len(ids) - 1) / LN2
 
 
@@ -237,40 +228,39 @@ def train(
         raise ValueError(f"charlm.train: optimizer must be 'adam' or 'adagrad', got {optimizer!r}")
     rng = as_rng(seed, "charlm.train")
     vocab = Vocabulary.of(text)
-    ids = vocab.encode(text)
-    train_ids, held = split(ids)
+    train_ids, held = split(vocab.encode(text))
     xs, ys = streams(train_ids, batch)
-    x = OneHot(xs, len(vocab))
     model = build_model(len(vocab), hidden, cell, rng)
     opt: Optimizer = Adam(model, lr=lr) if optimizer == "adam" else Adagrad(model, lr=lr)
-    loss_fn = CrossEntropyLoss()
-    rnn = _recurrent(model)
     history = CharHistory()
-    guard = UpdateGuard(model, opt, history)
-    start, step = time.perf_counter(), 0
+    # bpc runs its own pass over the held-out text; tbptt keeps the training streams' state apart.
+    evaluation = trainer.Evaluation(lambda: {"bpc": bpc(model, held, len(vocab))}, check_every)
+    updates = _updates(model, OneHot(xs, len(vocab)), ys, k1, k2)
     try:
-        with stop_on_interrupt(interruptible) as stop:
-            while step < steps:
-                rnn.reset_state()  # each pass over the streams starts from zeros
-                for _, loss in tbptt(model, loss_fn, x, ys, k1, k2):
-                    step += 1
-                    guard.check("loss", loss, step)
-                    guard.check("gradient norm", clip_grad_norm(model, clip), step)
-                    guard.apply(step)
-                    history.loss.append(loss)
-                    if step % check_every == 0 or step == steps:
-                        history.check_step.append(step)
-                        history.bpc.append(bpc(model, held, len(vocab)))  # tbptt keeps its own carried state
-                    if callback is not None:
-                        callback(step, loss, history)
-                    if step == steps:
-                        break
-                    if stop.requested:
-                        raise stop.interrupted(model, history, step)
+        trainer.fit(
+            model,
+            opt,
+            updates,
+            steps,
+            history=history,
+            clip=clip,
+            evaluation=evaluation,
+            callback=callback,
+            interruptible=interruptible,
+        )
     finally:  # an interrupted or diverged model is handed out clean too
-        history.seconds = time.perf_counter() - start
-        rnn.reset_state()
+        model.reset_state()
     return model, vocab, history
+
+
+def _updates(model: Layer, x: OneHot, ys: NDArray[np.int64], k1: int, k2: int) -> Iterator[float]:
+    """The BPTT(k1, k2) updates over the streams, pass after pass, each pass from zero states."""
+    _recurrent(model)
+    loss_fn = CrossEntropyLoss()
+    while True:
+        model.reset_state()
+        for _, loss in tbptt(model, loss_fn, x, ys, k1, k2):
+            yield loss
 
 
 def sample(
@@ -287,21 +277,17 @@ def sample(
     if not (isinstance(temperature, (int, float)) and 0 < temperature < math.inf):
         raise ValueError(f"sample: temperature must be a positive number, got {temperature!r}")
     rng = as_rng(rng, "sample")
-    rnn = _recurrent(model)
+    _recurrent(model)
     V = len(vocab)
     primed = vocab.encode(prime) if prime else vocab.encode(vocab.chars[rng.integers(V)])
-    saved, rnn.stateful = rnn.stateful, True
-    rnn.reset_state()
     out = []
-    try:
-        logits = model.forward(OneHot(primed[:, None], V)[:])[-1, 0]  # state after the prime
-        for _ in range(length):
-            z = logits / temperature
-            p = np.exp(z - z.max())
-            nxt = int(rng.choice(V, p=p / p.sum()))
-            out.append(nxt)
-            logits = model.forward(OneHot(np.array([[nxt]]), V)[:])[0, 0]
-    finally:
-        rnn.stateful = saved
-        rnn.reset_state()
+    y, state = model.run(OneHot(primed[:, None], V)[:])  # from zero states: (T, 1, V)
+    logits = y[-1, 0]  # after the prime
+    for _ in range(length):
+        z = logits / temperature
+        p = np.exp(z - z.max())
+        nxt = int(rng.choice(V, p=p / p.sum()))
+        out.append(nxt)
+        y, state = model.run(OneHot(np.array([[nxt]]), V)[:], state)  # one step on: (1, 1, V)
+        logits = y[0, 0]
     return prime + vocab.decode(np.array(out))

@@ -11,8 +11,21 @@ from ..._types import Array
 from ..._validate import as_array, as_rng, positive_int
 from ...errors import ShapeError, fmt_shape
 
+__all__ = [
+    "all_pairs",
+    "bits_to_int",
+    "carry_chains",
+    "decode",
+    "encode",
+    "int_to_bits",
+    "make_batch",
+    "operand",
+    "sum_bits",
+]
 
-def _operand(v: Any, where: str, name: str) -> int:
+
+def operand(v: Any, where: str, name: str) -> int:
+    """``v`` as a non-negative Python int, or ``ValueError`` naming ``where`` and ``name``."""
     if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
         raise ValueError(f"{where}: {name} must be a non-negative integer, got {v!r}")
     return int(v)
@@ -34,7 +47,7 @@ def encode(a: int, b: int, n_bits: int | None = None) -> Array:
 
     ``n_bits`` defaults to the wider operand's bit length (at least 1).
     """
-    a, b = _operand(a, "encode", "a"), _operand(b, "encode", "b")
+    a, b = operand(a, "encode", "a"), operand(b, "encode", "b")
     need = max(a.bit_length(), b.bit_length(), 1)
     if n_bits is None:
         n_bits = need
@@ -78,10 +91,10 @@ def make_batch(n_bits: int, batch_size: int, rng: np.random.Generator | int | No
     rng = as_rng(rng, "make_batch")
     x = np.zeros((n_bits + 1, B, 2))
     x[:n_bits] = rng.integers(0, 2, (n_bits, B, 2))  # uniform bits are uniform operands
-    return x, _sum_bits(x)
+    return x, sum_bits(x)
 
 
-def _carry_chains(
+def carry_chains(
     length: int, batch: int, p_propagate: float, rng: np.random.Generator
 ) -> tuple[Array, Array]:
     """Sums where each position propagates a carry (``a_t ≠ b_t``) with probability ``p_propagate``.
@@ -94,10 +107,10 @@ def _carry_chains(
     propagate = rng.random((length, batch)) < p_propagate
     x[:length, :, 0] = a
     x[:length, :, 1] = np.where(propagate, 1 - a, a)  # elsewhere a generate (1,1) or a kill (0,0)
-    return x, _sum_bits(x)
+    return x, sum_bits(x)
 
 
-def _sum_bits(x: Array) -> Array:
+def sum_bits(x: Array) -> Array:
     """Target bits ``y (T, B, 1)`` of the operands in ``x (T, B, 2)``, by ripple carry."""
     bits = x.astype(np.int8)
     y = np.empty((*x.shape[:2], 1))  # (T, B, 1)
@@ -109,7 +122,7 @@ def _sum_bits(x: Array) -> Array:
     return y
 
 
-def _all_pairs(n_bits: int) -> Array:
+def all_pairs(n_bits: int) -> Array:
     """Every operand pair at ``n_bits`` bits as ``x (T, 4**n_bits, 2)``."""
     n = np.arange(1 << n_bits)
     a, b = np.repeat(n, n.size), np.tile(n, n.size)

@@ -11,9 +11,9 @@ from ..._types import Array
 from ..._validate import as_array, as_rng, positive_int
 from ...errors import ShapeError, fmt_shape
 from ...layers import Layer
-from ...recurrent import RNN
-from .bits import _carry_chains, make_batch
-from .evaluate import _check_adder, _fresh_state, _layers
+from ...recurrent import Recurrent
+from .bits import carry_chains, make_batch
+from .evaluate import check_adder
 
 
 def carry_bits(x: Array) -> NDArray[np.bool_]:
@@ -36,28 +36,22 @@ def carry_bits(x: Array) -> NDArray[np.bool_]:
     return out
 
 
-def _first_rnn(model: Layer, where: str) -> int:
-    """Index of the model's first RNN layer, or ``ValueError``."""
-    if not isinstance(model, Layer):
-        raise TypeError(f"{where}: model must be a bptt layer or Sequential, got {type(model).__name__}")
-    for i, layer in enumerate(_layers(model)):
-        if isinstance(layer, RNN):
-            return i
-    raise ValueError(f"{where}: the model has no RNN layer to look inside")
-
-
 def hidden_states(model: Layer, x: Array) -> Array:
-    """The hidden states ``h_t (T, B, H)`` of the model's first RNN layer, starting from zeros."""
-    last = _first_rnn(model, "hidden_states")
-    with _fresh_state(model):
-        for layer in _layers(model)[: last + 1]:
-            x = layer.forward(x)
-    return x
+    """The hidden states ``h_t (T, B, H)`` of the model's first recurrent layer, starting from zeros."""
+    if not isinstance(model, Layer):
+        raise TypeError(
+            f"hidden_states: model must be a bptt layer or Sequential, got {type(model).__name__}"
+        )
+    for _, layer in model.sublayers() or [("", model)]:
+        x, _ = layer.run(x)  # from zero states
+        if isinstance(layer, Recurrent):
+            return x
+    raise ValueError("hidden_states: the model has no recurrent layer to look inside")
 
 
 @dataclass(frozen=True, eq=False)
 class CarryProbe:
-    """A linear read-out of the carry from the first RNN layer's hidden state.
+    """A linear read-out of the carry from the first recurrent layer's hidden state.
 
     ``carry out of step t  ≈  h_t @ weights + bias > 0``, fitted by least squares on ±1 targets.
 
@@ -88,7 +82,7 @@ def carry_probe(
 ) -> CarryProbe:
     """Is the carry linearly readable from the hidden state? Fit a probe and test it on new sums.
 
-    Runs the model's first RNN layer on ``samples`` random ``n_bits``-bit sums, fits a linear
+    Runs the model's first recurrent layer on ``samples`` random ``n_bits``-bit sums, fits a linear
     probe from ``h_t`` to the true carry out of step ``t`` on the first half of the sums, and
     reports its accuracy on the other half (every step of every held-out sum counts).
 
@@ -97,7 +91,7 @@ def carry_probe(
     draws sums rich in carry chains instead (each position propagates the carry, ``a_t ≠ b_t``,
     with that probability), where only a network that really keeps the carry scores high.
     """
-    _check_adder(model, "carry_probe")
+    check_adder(model, "carry_probe")
     n_bits = positive_int(n_bits, "carry_probe", "n_bits")
     samples = positive_int(samples, "carry_probe", "samples")
     top = positive_int(top, "carry_probe", "top")
@@ -110,7 +104,7 @@ def carry_probe(
         number = isinstance(p_propagate, (int, float)) and not isinstance(p_propagate, bool)
         if not (number and 0 <= p_propagate <= 1):
             raise ValueError(f"carry_probe: p_propagate must be None or in [0, 1], got {p_propagate!r}")
-        x, _ = _carry_chains(n_bits, samples, float(p_propagate), rng)
+        x, _ = carry_chains(n_bits, samples, float(p_propagate), rng)
     h = hidden_states(model, x)  # (T, B, H)
     carry = carry_bits(x)  # (T, B)
     H, fit = h.shape[2], samples // 2

@@ -3,25 +3,22 @@
 from __future__ import annotations
 
 import os
-import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, fields, replace
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
-from numpy.typing import NDArray
 
+from ... import trainer
 from ..._types import Array
 from ..._validate import positive_int
-from ...checkpoint import load_checkpoint, save_checkpoint
+from ...checkpoint import Checkpoints, resume_from
 from ...functional import ACTIVATIONS
 from ...layers import Dense, Layer, Sequential, Sigmoid
 from ...losses import BCEWithLogitsLoss, MSELoss
-from ...optim import SGD, Adam, Optimizer, clip_grad_norm, grad_norm
+from ...optim import SGD, Adam, Optimizer
 from ...recurrent import RNN
-from ...stopping import UpdateGuard, stop_on_interrupt
-from .bits import _all_pairs, _carry_chains, _sum_bits, make_batch
-from .evaluate import _fresh_state
+from .bits import all_pairs, carry_chains, make_batch, sum_bits
 
 
 @dataclass(frozen=True)
@@ -96,7 +93,7 @@ PRESETS: dict[str, Recipe] = {
 
 
 @dataclass
-class History:
+class History(trainer.History):
     """What happened during ``train``.
 
     ``loss`` has one entry per step; ``check_step``/``accuracy``/``margin`` one per check, where
@@ -104,34 +101,10 @@ class History:
     ``|logit|`` (or ``|p - 0.5|`` for sigmoid outputs) over it.
     """
 
-    loss: list[float] = field(default_factory=list)
-    check_step: list[int] = field(default_factory=list)
+    METRICS: ClassVar[tuple[str, ...]] = ("accuracy", "margin")
+
     accuracy: list[float] = field(default_factory=list)
     margin: list[float] = field(default_factory=list)
-    seconds: float = 0.0
-    converged: bool = False
-
-    @property
-    def steps(self) -> int:
-        return len(self.loss)
-
-    def arrays(self) -> dict[str, NDArray[Any]]:
-        """The history as arrays, for ``bptt.io.save(..., extra=...)``."""
-        return {
-            "loss": np.asarray(self.loss),
-            "check_step": np.asarray(self.check_step, np.int64),
-            "accuracy": np.asarray(self.accuracy),
-            "margin": np.asarray(self.margin),
-        }
-
-    @classmethod
-    def from_arrays(cls, arrays: dict[str, NDArray[Any]]) -> History:
-        return cls(
-            loss=[float(v) for v in arrays.get("loss", [])],
-            check_step=[int(v) for v in arrays.get("check_step", [])],
-            accuracy=[float(v) for v in arrays.get("accuracy", [])],
-            margin=[float(v) for v in arrays.get("margin", [])],
-        )
 
 
 Callback = Callable[[int, float, History], None]
@@ -161,13 +134,12 @@ def train(
     interruptible: bool = False,
     **options: Any,
 ) -> tuple[Sequential, History]:
-    """Train an RNN adder on random ``n_bits``-bit sums.
+    """Train an RNN adder on random ``n_bits``-bit sums: a recipe for ``bptt.trainer.fit``.
 
     Parameters
     ----------
     n_bits, hidden, seed : int
-        Operand width, hidden units, and the seed of everything random (training is
-        deterministic).
+        Operand width, hidden units, and the seed of everything random (training is deterministic).
     preset : str
         A key of ``PRESETS``; ``**options`` override its ``Recipe`` fields (``lr=0.01``).
     callback : callable ``(step, loss, history)``, optional
@@ -180,100 +152,116 @@ def train(
         weights an uninterrupted run reaches.
     interruptible : bool
         Turn the first SIGINT (Ctrl-C) or SIGTERM into a clean stop at the next step boundary
-        (``Interrupted``), after writing the checkpoint if ``checkpoint`` is set; a second one
-        stops at once (see ``bptt.stopping.stop_on_interrupt``). For command-line use.
+        (``Interrupted``, with ``.signum``), after writing the checkpoint if ``checkpoint`` is
+        set; a second one stops at once (``bptt.stopping.stop_on_interrupt``). For command lines.
 
-    Returns
-    -------
-    model : Sequential
-    history : History
-        ``history.converged`` says whether the stopping rule was met (always true for a
-        fixed-step recipe).
-
-    Raises
-    ------
-    Diverged
-        The loss, the gradient or an update became NaN or infinite; ``.model`` has the weights
-        after the last completed step, which are always finite.
-    Interrupted
-        SIGINT or SIGTERM, when ``interruptible``; ``.signum`` says which.
+    Returns ``(model, history)``; ``history.converged`` says whether the stopping rule was met
+    (always true for a fixed-step recipe). Raises ``Diverged`` when the loss, the gradient or an
+    update becomes NaN or infinite; its ``.model`` holds the finite weights of the last step.
     """
+    recipe = _recipe(preset, options)
+    settings = _settings(n_bits, hidden, seed, preset, options)
+    rng = np.random.default_rng(settings["seed"])
+    saving = _checkpoints(checkpoint, checkpoint_every, rng, settings)
+    model, opt, history, start = _start(recipe, settings, rng, resume)
+    operand_bits = operand_width(settings["n_bits"], recipe)
+    batches = _batches(operand_bits, recipe.batch_size, rng)
+    trainer.fit(
+        model,
+        opt,
+        trainer.supervised(model, _loss(recipe.output == "sigmoid"), batches),
+        recipe.steps or recipe.max_steps,
+        history=history,
+        start=start,
+        clip=recipe.clip,
+        evaluation=_evaluation(model, recipe, settings["seed"], operand_bits),
+        until=_stopping_rule(recipe),
+        callback=callback,
+        checkpoints=saving,
+        interruptible=interruptible,
+    )
+    return model, history
+
+
+def _checkpoints(
+    path: str | os.PathLike[str] | None, every: int | None, rng: np.random.Generator, settings: dict[str, Any]
+) -> Checkpoints | None:
+    """Where and how often the run checkpoints (``None``: it does not)."""
+    if every is not None:
+        positive_int(every, "train", "checkpoint_every")
+        if path is None:
+            raise ValueError("train: checkpoint_every needs a checkpoint path")
+    return None if path is None else Checkpoints(path, rng, settings, every)
+
+
+def _start(
+    recipe: Recipe, settings: dict[str, Any], rng: np.random.Generator, resume: str | os.PathLike[str] | None
+) -> tuple[Sequential, Optimizer, History, int]:
+    """The model, optimizer, history and completed steps to start from: fresh, or a checkpoint's."""
+    state = None if resume is None else resume_from(resume, settings, rng)
+    model = build_model(settings["hidden"], recipe, rng) if state is None else state.model
+    opt: Optimizer = Adam(model, lr=recipe.lr) if recipe.optimizer == "adam" else SGD(model, lr=recipe.lr)
+    if state is None:
+        return model, opt, History(), 0
+    opt.load_state_dict(state.optimizer)
+    return model, opt, History.from_arrays(state.history), state.step
+
+
+def _evaluation(model: Layer, recipe: Recipe, seed: int, operand_bits: int) -> trainer.Evaluation:
+    """Accuracy and margin on a fixed held-out set every ``check_every`` steps (and at the end of
+    a fixed schedule)."""
+    sigmoid_out = recipe.output == "sigmoid"
+    checks = _held_out(np.random.default_rng([seed, 1]), operand_bits if recipe.fit_sum else None)
+    return trainer.Evaluation(
+        lambda: _check(model, checks, sigmoid_out), recipe.check_every, at_end=recipe.steps is not None
+    )
+
+
+def _stopping_rule(recipe: Recipe) -> Callable[[History], bool] | None:
+    """Every held-out bit right, each at least ``margin`` from the boundary; none for fixed steps."""
+    if recipe.steps is not None:
+        return None
+    return lambda h: h.accuracy[-1] == 1.0 and h.margin[-1] >= recipe.margin
+
+
+def _recipe(preset: str, options: dict[str, Any]) -> Recipe:
+    """The preset's recipe with ``options`` overriding its fields."""
     if preset not in PRESETS:
         raise ValueError(f"train: preset must be one of {sorted(PRESETS)}, got {preset!r}")
     known = {f.name for f in fields(Recipe)}
     if unknown := sorted(set(options) - known):
         raise TypeError(f"train: unknown option(s) {unknown}; a Recipe has {sorted(known)}")
-    recipe = replace(PRESETS[preset], **options)
+    return replace(PRESETS[preset], **options)
+
+
+def _settings(n_bits: int, hidden: int, seed: int, preset: str, options: dict[str, Any]) -> dict[str, Any]:
+    """What a checkpoint records of the run, checked: a resume must match it exactly."""
     n_bits = positive_int(n_bits, "train", "n_bits")
     hidden = positive_int(hidden, "train", "hidden")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"train: seed must be an integer ≥ 0, got {seed!r}")
-    seed = int(seed)
-    if checkpoint_every is not None:
-        positive_int(checkpoint_every, "train", "checkpoint_every")
-        if checkpoint is None:
-            raise ValueError("train: checkpoint_every needs a checkpoint path")
-    settings = {"task": "addition", "n_bits": n_bits, "hidden": hidden, "seed": seed, "preset": preset}
-    settings["options"] = options
+    return {"task": "addition", "n_bits": n_bits, "hidden": hidden, "seed": int(seed), "preset": preset} | {
+        "options": options
+    }
 
-    rng = np.random.default_rng(seed)
-    history, start_step = History(), 0
-    if resume is None:
-        model = build_model(hidden, recipe, rng)
-    else:
-        state = load_checkpoint(resume)
-        if state.settings != settings:
-            raise ValueError(
-                f"train: {os.fspath(resume)!r} was written by a run with {state.settings}, not {settings}"
-            )
-        model, start_step = state.model, state.step
-        rng.bit_generator.state = state.rng_state
-        history = History.from_arrays(state.history)
-    opt: Optimizer = Adam(model, lr=recipe.lr) if recipe.optimizer == "adam" else SGD(model, lr=recipe.lr)
-    if resume is not None:
-        opt.load_state_dict(state.optimizer)
-    sigmoid_out = recipe.output == "sigmoid"
-    loss_fn = MSELoss("sum") if sigmoid_out else BCEWithLogitsLoss()
-    operand_bits = operand_width(n_bits, recipe)
-    checks = _held_out(np.random.default_rng([seed, 1]), operand_bits if recipe.fit_sum else None)
 
-    def save_state(step: int) -> None:
-        if checkpoint is not None:
-            save_checkpoint(checkpoint, model, opt, rng, step, history.arrays(), settings)
+def _batches(operand_bits: int, batch_size: int, rng: np.random.Generator) -> Iterator[tuple[Array, Array]]:
+    """Fresh random sums for every step, drawn from the run's ``rng``."""
+    while True:
+        yield make_batch(operand_bits, batch_size, rng)
 
-    guard = UpdateGuard(model, opt, history)
-    start = time.perf_counter()
-    with stop_on_interrupt(interruptible) as stop:
-        for step in range(start_step + 1, (recipe.steps or recipe.max_steps) + 1):
-            x, y = make_batch(operand_bits, recipe.batch_size, rng)
-            loss, grad = loss_fn(model.forward(x), y)
-            if sigmoid_out:  # the classic recipe's ½·Σ(y - ŷ)²
-                loss, grad = 0.5 * loss, 0.5 * grad
-            guard.check("loss", loss, step)
-            model.backward(grad)
-            norm = grad_norm(model) if recipe.clip is None else clip_grad_norm(model, recipe.clip)
-            guard.check("gradient norm", norm, step)
-            guard.apply(step)
-            history.loss.append(loss)
-            if step % recipe.check_every == 0 or step == recipe.steps:
-                acc, margin = _check(model, checks, sigmoid_out)
-                history.check_step.append(step)
-                history.accuracy.append(acc)
-                history.margin.append(margin)
-                if recipe.steps is None and acc == 1.0 and margin >= recipe.margin:
-                    history.converged = True
-            if callback is not None:
-                callback(step, loss, history)
-            if history.converged:
-                break
-            if checkpoint_every is not None and step % checkpoint_every == 0:
-                save_state(step)
-            if stop.requested:
-                save_state(step)
-                raise stop.interrupted(model, history, step)
-    history.converged = history.converged or recipe.steps is not None
-    history.seconds = time.perf_counter() - start
-    return model, history
+
+def _loss(sigmoid_out: bool) -> Callable[[Array, Array], tuple[float, Array]]:
+    """BCE on logits, or for sigmoid outputs the classic recipe's ½·Σ(y - ŷ)²."""
+    if not sigmoid_out:
+        return BCEWithLogitsLoss()
+    squared_error = MSELoss("sum")
+
+    def half_squared_error(y: Array, target: Array) -> tuple[float, Array]:
+        loss, grad = squared_error(y, target)
+        return 0.5 * loss, 0.5 * grad
+
+    return half_squared_error
 
 
 def operand_width(n_bits: int, recipe: Recipe) -> int:
@@ -284,25 +272,22 @@ def operand_width(n_bits: int, recipe: Recipe) -> int:
 def _held_out(rng: np.random.Generator, all_pairs_bits: int | None) -> list[tuple[Array, Array]]:
     """The fixed check set: every pair of ``all_pairs_bits``-bit operands, or long sums."""
     if all_pairs_bits is not None:
-        x = _all_pairs(all_pairs_bits)
-        return [(x, _sum_bits(x))]
+        x = all_pairs(all_pairs_bits)
+        return [(x, sum_bits(x))]
     return _check_set(rng)
 
 
 def _check_set(rng: np.random.Generator) -> list[tuple[Array, Array]]:
     """The stopping rule's held-out sums: 64 random 32-bit ones and 32 carry-chain-rich 256-bit ones."""
-    return [make_batch(32, 64, rng), _carry_chains(256, 32, 0.85, rng)]
+    return [make_batch(32, 64, rng), carry_chains(256, 32, 0.85, rng)]
 
 
-def _check(model: Layer, checks: list[tuple[Array, Array]], sigmoid_out: bool) -> tuple[float, float]:
-    """Exact-match rate and the smallest margin from the decision boundary over the check set."""
+def _check(model: Layer, checks: list[tuple[Array, Array]], sigmoid_out: bool) -> dict[str, float]:
+    """The exact-match rate (``accuracy``) and the smallest distance from the decision boundary
+    (``margin``) over the check set."""
     exact, margin = [], np.inf
-    with _fresh_state(model):
-        for x, y in checks:
-            out = model.forward(x)[:, :, 0] - (0.5 if sigmoid_out else 0.0)  # (T, B)
-            exact.append(np.all((out > 0) == (y[:, :, 0] > 0.5), axis=0))
-            margin = min(margin, float(np.abs(out).min()))
-    return float(np.concatenate(exact).mean()), margin
-
-
-# --- Looking inside: the carry ------------------------------------------------------------------
+    for x, y in checks:  # the adder being trained has no h0 and keeps no state: each sum starts at zeros
+        out = model.forward(x)[:, :, 0] - (0.5 if sigmoid_out else 0.0)  # (T, B)
+        exact.append(np.all((out > 0) == (y[:, :, 0] > 0.5), axis=0))
+        margin = min(margin, float(np.abs(out).min()))
+    return {"accuracy": float(np.concatenate(exact).mean()), "margin": margin}

@@ -1,0 +1,53 @@
+"""``bptt sample``: text written by a character model."""
+
+from __future__ import annotations
+
+import argparse
+
+from .common import UsageError, positive, positive_number, require_memory, seed
+
+__all__ = ["HELP", "register", "run"]
+
+HELP = "write text with a character model"
+
+
+def register(parser: argparse.ArgumentParser) -> None:
+    """Declare ``bptt sample``'s flags."""
+    add = parser.add_argument
+    add("--model", default="charlm.npz", help="a model from `bptt train --task charlm`")
+    add("--length", type=positive, default=300, help="characters to write (default 300)")
+    add(
+        "--temperature",
+        type=positive_number("temperature"),
+        default=0.8,
+        help="sampling temperature (default 0.8)",
+    )
+    add("--prime", default="", help="text to start from")
+    add("--seed", type=seed, default=0, help="seed of the sampling (default 0)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Print ``--length`` characters sampled from the model."""
+    from ..io import read
+    from ..tasks import charlm
+
+    require_memory(64 * args.length, f"--length {args.length}")  # the indices and the text, per character
+    try:
+        model, meta, _ = read(args.model)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    if meta.get("task") != "charlm" or not isinstance(meta.get("vocab"), str):
+        raise UsageError(f"--model {args.model!r} is not a character model (train one with --task charlm)")
+    try:
+        text = charlm.sample(
+            model,
+            charlm.Vocabulary(meta["vocab"]),
+            args.length,
+            temperature=args.temperature,
+            prime=args.prime,
+            rng=args.seed,
+        )
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    print(text)
+    return 0

@@ -1,0 +1,235 @@
+"""The layer protocol: what every layer offers, the state a recurrent one carries, and the registry.
+
+Every layer maps a time-major sequence ``(T, B, F_in)`` to ``(T, B, F_out)`` and keeps ``params``
+and ``grads`` dicts whose arrays have the same keys and shapes. The rest of the package asks a
+layer, through this protocol, rather than testing its class:
+
+- ``forward``/``backward`` and ``params``/``grads``: the math;
+- ``leaves()``: the layers without sublayers, each with its param-key prefix (``"0."``, ``"1.fwd."``);
+- ``run(x, state)``: a forward from an explicit state, returning the state after the last step
+  (``None`` for a layer without state);
+- ``causal``: whether a sequence may be cut in time under it (``Bidirectional`` reads the future);
+- ``input_size``/``output_size``: features per step in and out (``None``: any);
+- ``config()``/``from_config``: what ``bptt.io`` records, for a type named by ``register_layer``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any, NamedTuple, TypeVar
+
+import numpy as np
+from numpy.typing import DTypeLike
+
+from .._types import Array
+from .._validate import as_array, as_float_dtype, check_same_shape, weight_rng
+from ..errors import ShapeError
+
+__all__ = ["Layer", "State", "Weighted", "layer_types", "register_layer", "run_from"]
+
+
+class State(NamedTuple):
+    """A recurrent layer's state between two steps.
+
+    Attributes
+    ----------
+    h : ndarray (B, H)
+        The hidden state.
+    c : ndarray (B, H) or None
+        An LSTM's cell state; ``None`` for cells that have none.
+    """
+
+    h: Array
+    c: Array | None = None
+
+
+class Layer:
+    """Base class. Subclasses implement ``forward`` and ``backward``.
+
+    Attributes
+    ----------
+    params : dict[str, ndarray]
+        The layer's weights. Optimizers update these arrays in place.
+    grads : dict[str, ndarray]
+        ``dL/dparam`` with the same keys and shapes; zeros until the first ``backward``,
+        which overwrites (never accumulates into) them.
+    causal : bool
+        Step ``t``'s output depends on steps ``≤ t`` only, so a sequence may be cut in time.
+    """
+
+    out_letters = "(T, B, F)"
+
+    def __init__(self) -> None:
+        self._params: dict[str, Array] = {}
+        self._grads: dict[str, Array] = {}
+        self._out_shape: tuple[int, ...] | None = None
+
+    @property
+    def params(self) -> dict[str, Array]:
+        return self._params
+
+    @property
+    def grads(self) -> dict[str, Array]:
+        return self._grads
+
+    @property
+    def input_size(self) -> int | None:
+        """Features per step of ``x``, or ``None`` when the layer takes any number."""
+        return None
+
+    @property
+    def output_size(self) -> int | None:
+        """Features per step of ``y``, or ``None`` when it is the input's."""
+        return None
+
+    @property
+    def causal(self) -> bool:
+        """Step ``t``'s output depends on steps ``≤ t`` only (true unless a sublayer reads the future)."""
+        return all(sub.causal for _, sub in self.sublayers())
+
+    def config(self) -> dict[str, Any]:
+        """The constructor's keyword arguments, enough to rebuild the layer (see ``bptt.io``)."""
+        return {}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Layer:
+        """A new layer (with fresh weights) from what ``config()`` returned."""
+        return cls(**config)
+
+    def sublayers(self) -> list[tuple[str, Layer]]:
+        """The layers this one is made of, with the key prefix of their params (none for a leaf)."""
+        return []
+
+    def leaves(self, prefix: str = "") -> Iterator[tuple[str, Layer]]:
+        """The layers without sublayers, depth first, each with its param-key prefix.
+
+        ``Sequential([RNN(..), Bidirectional(GRU(..))]).leaves()`` yields ``("0.", rnn)``,
+        ``("1.fwd.", gru)`` and ``("1.bwd.", gru_reversed)``; a leaf yields ``(prefix, itself)``.
+        """
+        subs = self.sublayers()
+        if not subs:
+            yield prefix, self
+        for name, sub in subs:
+            yield from sub.leaves(f"{prefix}{name}.")
+
+    def forward(self, x: Array) -> Array:
+        """``x (T, B, F_in) -> y (T, B, F_out)``, caching what ``backward`` needs.
+
+        The returned array belongs to the caller: no later call overwrites it.
+        """
+        raise NotImplementedError
+
+    def backward(self, grad_y: Array) -> Array:
+        """``grad_y (T, B, F_out) -> grad_x (T, B, F_in)``, for the last ``forward``; fills ``grads``.
+
+        ``grad_y`` must have the last output's shape (else ``ShapeError``). Calling it again
+        gives the same result.
+        """
+        raise NotImplementedError
+
+    def run(self, x: Array, state: Any = None) -> tuple[Array, Any]:
+        """``forward`` from an explicit ``state``; returns ``y`` and the state after the last step.
+
+        A layer without state takes and returns ``None``; a recurrent leaf takes a ``State`` (or
+        ``None``: zeros) and returns one; ``Sequential`` a dict of them keyed by leaf prefix.
+        ``backward`` then differentiates this run. Attributes such as ``h0`` are neither read
+        nor changed.
+        """
+        if state is not None:
+            raise TypeError(f"{type(self).__name__}.run: this layer has no state, got {state!r}")
+        return self.forward(x), None
+
+    def reset_state(self) -> None:
+        """Forget the state every recurrent leaf carries: the next ``forward`` starts from zeros."""
+        for _, leaf in self.leaves():
+            if leaf is not self:
+                leaf.reset_state()
+
+    def _forward(self, x: Array, share: bool) -> Array:
+        """``forward``; with ``share`` the result may be a view of an internal cache.
+
+        ``Sequential`` passes ``share=True`` between its own layers, which only read the array
+        until the next forward, so no copy is made for them.
+        """
+        return self.forward(x)
+
+    def _add_param(self, name: str, value: Array) -> None:
+        self._params[name] = value
+        self._grads[name] = np.zeros_like(value)
+
+    def _check_grad(self, grad_y: Array, dtype: np.dtype[Any] | None) -> Array:
+        where = f"{type(self).__name__}.backward"
+        if self._out_shape is None:
+            raise ShapeError(
+                f"{where} called before forward: run forward first, then backward "
+                f"with grad_y of the output's shape"
+            )
+        g = as_array(grad_y, dtype, where, "grad_y")
+        check_same_shape(
+            g,
+            self._out_shape,
+            where,
+            "grad_y",
+            self.out_letters,
+            "the shape of the last forward's output",
+        )
+        return g
+
+    def __repr__(self) -> str:
+        shown = {k: v for k, v in self.config().items() if (k, v) != ("dtype", "float64")}
+        args = ", ".join(f"{k}={v!r}" for k, v in shown.items())
+        return f"{type(self).__name__}({args})"
+
+
+class Weighted(Layer):
+    """A layer with weights of one float dtype, drawn U(-k, k) like PyTorch's defaults.
+
+    The draws come from ``rng``: a Generator, an int seed, or ``None`` for seed 0, so that the
+    same code builds the same weights in every process. ``config()`` records the dtype's name.
+    """
+
+    def __init__(self, dtype: DTypeLike, rng: np.random.Generator | int | None) -> None:
+        super().__init__()
+        name = type(self).__name__
+        self.dtype = as_float_dtype(dtype, name)
+        self._rng = weight_rng(rng, name)
+
+    def config(self) -> dict[str, Any]:
+        return {"dtype": self.dtype.name}
+
+    def _uniform(self, k: float, shape: tuple[int, ...]) -> Array:
+        return self._rng.uniform(-k, k, size=shape).astype(self.dtype)
+
+
+L = TypeVar("L", bound=type[Layer])
+_REGISTRY: dict[str, type[Layer]] = {}
+
+
+def register_layer(cls: L) -> L:
+    """Name a layer type, by its class name, for ``bptt.save`` and ``bptt.load``; a decorator.
+
+    The type must rebuild itself with ``from_config(layer.config())``. Registering another
+    class under a name already taken raises ``ValueError``: a file's meaning must not change.
+    """
+    if not (isinstance(cls, type) and issubclass(cls, Layer)):
+        raise TypeError(f"register_layer: expected a subclass of bptt.Layer, got {cls!r}")
+    known = _REGISTRY.setdefault(cls.__name__, cls)
+    if known is not cls:
+        raise ValueError(f"register_layer: another layer type is already registered as {cls.__name__!r}")
+    return cls
+
+
+def layer_types() -> dict[str, type[Layer]]:
+    """Every registered layer type by name (a copy)."""
+    return dict(_REGISTRY)
+
+
+def run_from(model: Layer, x: Array, states: Mapping[str, State | None]) -> tuple[Array, Any]:
+    """``model.run(x, ...)`` from states keyed by leaf prefix, as ``model.leaves()`` names them.
+
+    For callers that treat any model alike: a lone layer (prefix ``""``) takes its own ``State``
+    or ``None``, a container the dict (``None`` entries start from zeros).
+    """
+    if not model.sublayers():
+        return model.run(x, states.get(""))
+    return model.run(x, {k: v for k, v in states.items() if v is not None})

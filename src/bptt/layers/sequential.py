@@ -1,0 +1,130 @@
+"""Sequential: layers applied in order, with flat ``"{i}.{name}"`` params."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from functools import partial
+from typing import Any, TypeVar
+
+from .._types import Array
+from ..errors import ShapeError
+from .base import Layer
+
+__all__ = ["Sequential"]
+
+R = TypeVar("R")
+
+
+class Sequential(Layer):
+    """Layers applied in order; ``backward`` runs them in reverse.
+
+    ``params`` and ``grads`` are flat dicts keyed ``"{i}.{name}"`` (e.g. ``"0.W_ih"``) holding
+    the layers' own arrays, so an in-place update reaches the layer. ``model[i]`` is layer i.
+    """
+
+    def __init__(self, layers: Iterable[Layer]) -> None:
+        super().__init__()
+        self.layers = list(layers)
+        for i, layer in enumerate(self.layers):
+            if not isinstance(layer, Layer) or isinstance(layer, Sequential):
+                raise TypeError(f"Sequential: item {i} must be a bptt layer, got {layer!r}")
+        if not self.layers:
+            raise ValueError("Sequential: needs at least one layer")
+        # A layer keeps the caches of its last forward, so a second use would overwrite the
+        # first's and its backward would be silently wrong: refuse any object met twice.
+        seen: dict[int, str] = {}
+        for path, layer in _walk(self.sublayers()):
+            if id(layer) in seen:
+                raise ValueError(
+                    f"Sequential: layer {path} is the same object as layer {seen[id(layer)]}; "
+                    f"each position needs a layer object of its own (a layer caches its last forward)"
+                )
+            seen[id(layer)] = path
+
+    @property
+    def params(self) -> dict[str, Array]:
+        return {f"{i}.{k}": v for i, layer in enumerate(self.layers) for k, v in layer.params.items()}
+
+    @property
+    def grads(self) -> dict[str, Array]:
+        return {f"{i}.{k}": v for i, layer in enumerate(self.layers) for k, v in layer.grads.items()}
+
+    @property
+    def input_size(self) -> int | None:
+        return next((n for n in (layer.input_size for layer in self.layers) if n is not None), None)
+
+    @property
+    def output_size(self) -> int | None:
+        sizes = (layer.output_size for layer in reversed(self.layers))
+        return next((n for n in sizes if n is not None), None)
+
+    def sublayers(self) -> list[tuple[str, Layer]]:
+        return [(str(i), layer) for i, layer in enumerate(self.layers)]
+
+    def __getitem__(self, i: int) -> Layer:
+        return self.layers[i]
+
+    def __len__(self) -> int:
+        return len(self.layers)
+
+    def __iter__(self) -> Iterator[Layer]:
+        return iter(self.layers)
+
+    def forward(self, x: Array) -> Array:
+        """``x (T, B, F_in) -> y (T', B, F_out)`` through every layer in order."""
+        self._out_shape = None  # a forward that fails part-way leaves nothing to differentiate
+        last = len(self.layers) - 1
+        for i, layer in enumerate(self.layers):
+            x = self._named(i, partial(layer._forward, share=i < last), x)
+        self._out_shape = x.shape
+        return x
+
+    def run(self, x: Array, state: Mapping[str, Any] | None = None) -> tuple[Array, dict[str, Any]]:
+        """``forward`` from explicit states: ``x (T, B, F_in) -> (y, states after the last step)``.
+
+        ``state`` maps the leaf prefix of a recurrent layer (``"0."``, ``"1.fwd."``, as in
+        ``leaves()``) to its ``State``; a layer it leaves out starts from zeros. The returned dict
+        holds every recurrent leaf's final ``State`` under the same keys, ready for the next piece.
+        """
+        given = dict(state or {})
+        prefixes = [f"{i}." for i in range(len(self.layers))]
+        unknown = sorted(k for k in given if not k.startswith(tuple(prefixes)))
+        if unknown:
+            raise KeyError(f"Sequential.run: no layer has the state keys {unknown}; expected leaf prefixes")
+        self._out_shape = None
+        after: dict[str, Any] = {}
+        for i, (p, layer) in enumerate(zip(prefixes, self.layers, strict=True)):
+            inner = {k[len(p) :]: v for k, v in given.items() if k.startswith(p)}  # "1.fwd." -> "fwd."
+            x, final = self._named(i, partial(layer.run, state=inner.get("", inner or None)), x)
+            if isinstance(final, dict):
+                after.update({p + k: v for k, v in final.items()})
+            elif final is not None:
+                after[p] = final
+        self._out_shape = x.shape
+        return x, after
+
+    def backward(self, grad_y: Array) -> Array:
+        """``grad_y (T', B, F_out) -> grad_x (T, B, F_in)`` through every layer in reverse."""
+        if self._out_shape is None:
+            raise ShapeError("Sequential.backward called before forward: run forward first")
+        for i in range(len(self.layers) - 1, -1, -1):
+            grad_y = self._named(i, self.layers[i].backward, grad_y)
+        return grad_y
+
+    @staticmethod
+    def _named(i: int, method: Callable[[Array], R], arg: Array) -> R:
+        try:
+            return method(arg)
+        except ShapeError as e:
+            raise ShapeError(f"Sequential layer {i}: {e}") from None
+
+    def __repr__(self) -> str:
+        inner = "".join(f"\n  ({i}) {layer!r}" for i, layer in enumerate(self.layers))
+        return f"Sequential({inner}\n)"
+
+
+def _walk(named: list[tuple[str, Layer]]) -> Iterator[tuple[str, Layer]]:
+    """Every layer in ``named`` and inside it, depth first, with its dotted path (``"0"``, ``"0.fwd"``)."""
+    for name, layer in named:
+        yield name, layer
+        yield from _walk([(f"{name}.{sub_name}", sub) for sub_name, sub in layer.sublayers()])

@@ -1,0 +1,221 @@
+"""What every recurrent cell shares: weights, the explicit state, caches and the weight gradients.
+
+A cell subclass writes only its two loops: ``_steps`` (forward from a start ``State``, filling its
+caches) and ``backward`` (the per-step δ, then ``weight_grads``). Everything that is not
+sequential is vectorized over all steps: the input projections ``x @ W_ih + b`` are one matmul
+before the loop, and each weight gradient is one ``(T·B, in)ᵀ @ (T·B, out)`` matmul after it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from numpy.typing import DTypeLike
+
+from .._types import Array
+from .._validate import as_array, check_same_shape, check_sequence, positive_int
+from ..errors import ShapeError
+from ..functional import column_sums
+from ..layers import State, Weighted
+
+__all__ = ["Recurrent", "dsigmoid_times"]
+
+
+class Recurrent(Weighted):
+    """Base of the recurrent cells: weights ``W_ih (I, G·H)``, ``W_hh (H, G·H)``, ``b (G·H,)``.
+
+    The state is explicit: ``run(x, state)`` starts from a ``State`` (``None``: zeros) and
+    returns the one after the last step, touching no attribute. On top of it, ``forward`` starts
+    from the attributes ``h0`` (LSTM also ``c0``), each ``None`` (zeros) or ``(B, H)``; after
+    ``backward``, ``grad_h0`` (``grad_c0``) hold their gradients (also as ``grad_state``); with
+    ``stateful=True`` each ``forward`` leaves its last state there for the next call.
+    """
+
+    out_letters = "(T, B, H)"
+    state_names: tuple[str, ...] = ("h0",)
+    gates = 1  # G: blocks of H columns in the packed weights
+    trajectories: tuple[str, ...] = ("hs",)  # the caches ``(T+1, B, H)`` that ``State`` is read from
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        *,
+        bias: bool = True,
+        stateful: bool = False,
+        rng: np.random.Generator | int | None = None,
+        dtype: DTypeLike = np.float64,
+    ) -> None:
+        super().__init__(dtype, rng)
+        name = type(self).__name__
+        self._input_size = positive_int(input_size, name, "input_size")
+        self.hidden_size = positive_int(hidden_size, name, "hidden_size")
+        self.bias, self.stateful = bool(bias), bool(stateful)
+        I, H, G = self._input_size, self.hidden_size, self.gates
+        k = 1.0 / np.sqrt(H)
+        self._add_param("W_ih", self._uniform(k, (I, G * H)))
+        self._add_param("W_hh", self._uniform(k, (H, G * H)))
+        if self.bias:
+            self._add_param("b", self._uniform(k, (G * H,)))
+            self._add_recurrent_biases(k)
+        self.h0: Array | None = None
+        self.grad_h0: Array | None = None
+        self._x: Array | None = None
+        self._work: dict[str, Array] = {}  # forward caches and backward buffers, reused across calls
+
+    def _add_recurrent_biases(self, k: float) -> None:
+        """Biases beyond ``b`` (none here; GRU's ``b_hn``)."""
+
+    @property
+    def input_size(self) -> int:
+        return self._input_size
+
+    @property
+    def output_size(self) -> int:
+        return self.hidden_size
+
+    def config(self) -> dict[str, Any]:
+        own = {"input_size": self.input_size, "hidden_size": self.hidden_size, "bias": self.bias}
+        return own | {"stateful": self.stateful} | super().config()
+
+    # --- The state ----------------------------------------------------------------------------
+    def held(self) -> tuple[Array | None, ...]:
+        """The initial-state attributes as they are, in ``state_names`` order (``None``: zeros)."""
+        return (self.h0,)
+
+    @property
+    def state(self) -> State | None:
+        """The state the next ``forward`` starts from, made of ``h0`` (and ``c0``); ``None``: zeros."""
+        held = self.held()
+        if all(part is None for part in held):
+            return None
+        some = next(part for part in held if part is not None)
+        return State(*(np.zeros_like(some) if part is None else part for part in held))
+
+    @state.setter
+    def state(self, value: State | None) -> None:
+        self.h0 = None if value is None else value.h
+
+    @property
+    def grad_state(self) -> State:
+        """``dL/d(initial state)`` after ``backward``: ``State(grad_h0)`` (LSTM: with ``grad_c0``)."""
+        if self.grad_h0 is None:
+            raise ShapeError(f"{type(self).__name__}.grad_state read before backward")
+        return State(self.grad_h0)
+
+    def reset_state(self) -> None:
+        """Forget the carried state: the next ``forward`` starts from zeros."""
+        self.state = None
+
+    def state_after(self, step: int) -> State:
+        """The state after ``step`` steps of the last forward or run (0: its start), a copy.
+
+        Truncated BPTT restarts a window from such a state, cut off from the graph before it."""
+        if self._x is None or not 0 <= step <= self._x.shape[0]:
+            raise ValueError(f"{type(self).__name__}.state_after: step must be in 0..T of the last forward")
+        return State(*(self._work[k][step].copy() for k in self.trajectories))
+
+    def initial_state(self, batch: int, name: str = "h0") -> Array:
+        """The initial state ``name`` (``"h0"``, ``"c0"``) ``forward`` would use, or zeros ``(B, H)``."""
+        part = self.start(self.held(), batch)[self.state_names.index(name)]
+        assert part is not None  # start fills every named part
+        return part
+
+    def start(self, state: Sequence[Array | None] | None, batch: int) -> State:
+        """``state`` checked against ``(B, H)``, its ``None`` parts (or all of it) zeros."""
+        shape, where = (batch, self.hidden_size), f"{type(self).__name__}.forward"
+        parts = tuple(state) if state is not None else ()
+        if any(p is not None for p in parts[len(self.state_names) :]):
+            raise ValueError(f"{where}: a {type(self).__name__} state has only {', '.join(self.state_names)}")
+        checked = []
+        for k, name in enumerate(self.state_names):
+            given = parts[k] if k < len(parts) else None
+            if given is None:
+                checked.append(np.zeros(shape, self.dtype))
+                continue
+            a = as_array(given, self.dtype, where, name)
+            check_same_shape(a, shape, where, name, "(B, H)", "one initial state per sequence in x")
+            checked.append(a)
+        return State(*checked)
+
+    # --- Forward ------------------------------------------------------------------------------
+    def forward(self, x: Array) -> Array:
+        """``x (T, B, I) -> h (T, B, H)``, the hidden state after every step, from ``h0``/``c0``."""
+        return self._forward(x, share=False)
+
+    def run(self, x: Array, state: State | None = None) -> tuple[Array, State]:
+        """``x (T, B, I) -> (h (T, B, H), State after step T)``, starting from ``state`` (``None``: zeros)."""
+        h = self._run(x, state, share=False)
+        return h, self.state_after(h.shape[0])
+
+    def _forward(self, x: Array, share: bool) -> Array:
+        h = self._run(x, self.held(), share)
+        if self.stateful:
+            self.state = self.state_after(h.shape[0])
+        return h
+
+    def _run(self, x: Array, state: Sequence[Array | None] | None, share: bool) -> Array:
+        where = f"{type(self).__name__}.forward"
+        x = as_array(x, self.dtype, where, "x")
+        T, B, _ = check_sequence(x, where, "x", "(T, B, I)", self.input_size)
+        start = self.start(state, B)  # checked before any cache is touched
+        hs = self._steps(x, start)  # (T+1, B, H)
+        self._x, self._out_shape = x, (T, B, self.hidden_size)
+        return hs[1:] if share else hs[1:].copy()  # (T, B, H)
+
+    def _steps(self, x: Array, start: State) -> Array:
+        """The cell's forward loop from ``start``; returns ``hs (T+1, B, H)`` with ``hs[0] = h0``."""
+        raise NotImplementedError
+
+    def project(self, x: Array, out: Array) -> None:
+        """All input projections at once: ``x (T, B, I) @ W_ih + b`` into ``out (T, B, G·H)``.
+
+        ``out`` may also be ``(T, B, G, H)``: one block of H columns per gate."""
+        T, B, I = x.shape
+        flat = out.reshape(T * B, -1)
+        np.dot(x.reshape(T * B, I), self.params["W_ih"], out=flat)  # (T·B, G·H)
+        if self.bias:
+            flat += self.params["b"]
+
+    # --- Backward -----------------------------------------------------------------------------
+    def weight_grads(self, h_prev: Array, d_in: Array, d_rec: Array | None = None) -> Array:
+        """``dW_ih``, ``dW_hh``, ``db`` from the per-step δ; returns ``grad_x (T, B, I)``.
+
+        ``d_in`` is the δ of the input side ``x_t W_ih + b`` and ``d_rec`` that of the recurrent
+        side ``h_{t-1} W_hh``, both ``(T, B, G, H)``; they are one array except in GRU, whose reset
+        gate scales the n block of the recurrent side. ``h_prev`` is ``h_{t-1}`` for every step.
+        """
+        x = self._x
+        assert x is not None
+        T, B, I = x.shape
+        d_x = d_in.reshape(T * B, -1)  # (T·B, G·H)
+        d_h = d_x if d_rec is None else d_rec.reshape(T * B, -1)  # (T·B, G·H)
+        np.dot(x.reshape(T * B, I).T, d_x, out=self.grads["W_ih"])  # Σ x_tᵀ δ_t: (I, G·H)
+        np.dot(h_prev.reshape(T * B, -1).T, d_h, out=self.grads["W_hh"])  # Σ h_{t-1}ᵀ δ_t: (H, G·H)
+        if self.bias:
+            column_sums(d_x, out=self.grads["b"])  # (G·H,)
+        return (d_x @ self.params["W_ih"].T).reshape(T, B, I)  # (T, B, I)
+
+    def buffer(self, name: str, shape: tuple[int, ...]) -> Array:
+        """A cache array reused across calls while its shape and dtype stay the same."""
+        buf = self._work.get(name)
+        if buf is None or buf.shape != shape or buf.dtype != self.dtype:
+            buf = self._work[name] = np.empty(shape, self.dtype)
+        return buf
+
+    def cached(self, name: str, what: str) -> Array:
+        """The cache ``name`` of the last forward or backward, or ``ShapeError`` naming ``what``."""
+        buf = self._work.get(name)
+        if buf is None or (what == "backward" and self.grad_h0 is None):
+            raise ShapeError(f"{type(self).__name__}: read before {what}: run forward and backward first")
+        return buf
+
+
+def dsigmoid_times(y: Array, other: Array, out: Array) -> Array:
+    """``other ⊙ y(1 - y)`` into ``out`` (which must not be ``other``): σ' from its output, times a factor."""
+    np.subtract(1.0, y, out=out)
+    out *= y
+    out *= other
+    return out

@@ -1,0 +1,118 @@
+"""Bidirectional: a recurrent layer run forward in time beside a copy run backward, concatenated."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from .._types import Array
+from .._validate import weight_rng
+from ..layers import Layer, State, layer_types, register_layer
+from .base import Recurrent
+
+__all__ = ["Bidirectional"]
+
+
+@register_layer
+class Bidirectional(Layer):
+    """Run ``layer`` forward in time and a copy of it backward in time; concatenate.
+
+    ``(T, B, I) -> (T, B, 2H)``: ``[:, :, :H]`` is the forward direction and ``[:, :, H:]`` the
+    backward one (its step t has read ``x_t .. x_T``), as in ``torch.nn`` with
+    ``bidirectional=True``. It reads the future, so it is not ``causal``: a sequence cannot be
+    cut in time under it (``tbptt`` refuses it).
+
+    Parameters
+    ----------
+    layer : a recurrent layer (RNN, LSTM, GRU, or any other ``Recurrent``), not stateful
+        The forward direction. The backward direction is a new layer with the same configuration
+        and its own weights drawn from ``rng``.
+    rng : Generator, int or None
+        ``None`` is seed 1, so that both directions differ when ``layer`` was built without one.
+
+    Attributes
+    ----------
+    forward_layer, backward_layer : the two directions (each has its own ``h0`` etc.)
+    params, grads : keyed ``"fwd.{name}"`` and ``"bwd.{name}"``
+    """
+
+    out_letters = "(T, B, 2H)"
+    causal = False
+
+    def __init__(self, layer: Layer, *, rng: np.random.Generator | int | None = None) -> None:
+        super().__init__()
+        if not isinstance(layer, Recurrent) or layer.stateful:
+            raise TypeError(f"Bidirectional: needs a non-stateful RNN, LSTM or GRU, got {layer!r}")
+        self.forward_layer = layer
+        # Seed 1 by default: a forward layer built without rng has seed 0's weights.
+        backward_rng = weight_rng(rng, "Bidirectional", default=1)
+        self.backward_layer = type(layer)(**layer.config(), rng=backward_rng)
+        self.hidden_size = layer.hidden_size
+        self.dtype = layer.dtype
+
+    @property
+    def params(self) -> dict[str, Array]:
+        return self._prefixed("params")
+
+    @property
+    def grads(self) -> dict[str, Array]:
+        return self._prefixed("grads")
+
+    @property
+    def input_size(self) -> int:
+        return self.forward_layer.input_size
+
+    @property
+    def output_size(self) -> int:
+        return 2 * self.hidden_size
+
+    def _prefixed(self, what: str) -> dict[str, Array]:
+        out = {}
+        for prefix, layer in self.sublayers():
+            out.update({f"{prefix}.{k}": v for k, v in getattr(layer, what).items()})
+        return out
+
+    def config(self) -> dict[str, Any]:
+        return {"layer": type(self.forward_layer).__name__, **self.forward_layer.config()}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Layer:
+        kinds = {name: kind for name, kind in layer_types().items() if issubclass(kind, Recurrent)}
+        inner = dict(config)
+        kind = inner.pop("layer", None)
+        if kind not in kinds:
+            raise ValueError(f"Bidirectional: layer must be one of {sorted(kinds)}, got {kind!r}")
+        return cls(kinds[kind].from_config(inner))
+
+    def sublayers(self) -> list[tuple[str, Layer]]:
+        return [("fwd", self.forward_layer), ("bwd", self.backward_layer)]
+
+    def forward(self, x: Array) -> Array:
+        """``x (T, B, I) -> y (T, B, 2H)``."""
+        self._out_shape = None  # a forward that fails part-way leaves nothing to differentiate
+        ahead = self.forward_layer.forward(x)  # (T, B, H)
+        behind = self.backward_layer.forward(np.asarray(x)[::-1])[::-1]  # (T, B, H), in step order
+        y = np.concatenate([ahead, behind], axis=2)  # (T, B, 2H)
+        self._out_shape = y.shape
+        return y
+
+    def run(self, x: Array, state: Mapping[str, State] | None = None) -> tuple[Array, dict[str, State]]:
+        """``forward`` from explicit states keyed ``"fwd."`` and ``"bwd."`` (missing: zeros), as
+        ``x (T, B, I) -> (y (T, B, 2H), the states after each direction's last step)``."""
+        given = dict(state or {})
+        self._out_shape = None
+        ahead, end_ahead = self.forward_layer.run(x, given.get("fwd."))  # (T, B, H)
+        behind, end_behind = self.backward_layer.run(np.asarray(x)[::-1], given.get("bwd."))  # reversed
+        y = np.concatenate([ahead, behind[::-1]], axis=2)  # (T, B, 2H)
+        self._out_shape = y.shape
+        return y, {"fwd.": end_ahead, "bwd.": end_behind}
+
+    def backward(self, grad_y: Array) -> Array:
+        """``grad_y (T, B, 2H) -> grad_x (T, B, I)``, the sum of both directions' ``grad_x``."""
+        g = self._check_grad(grad_y, self.dtype)
+        H = self.hidden_size
+        grad_x = self.forward_layer.backward(g[:, :, :H])
+        grad_x += self.backward_layer.backward(np.ascontiguousarray(g[::-1, :, H:]))[::-1]
+        return grad_x

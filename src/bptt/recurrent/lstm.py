@@ -1,0 +1,147 @@
+"""LSTM: long short-term memory, PyTorch's equations and gate order ``i, f, g, o``, and its BPTT loop."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .._types import Array
+from ..errors import ShapeError
+from ..functional import sigmoid
+from ..layers import State, register_layer
+from .base import Recurrent, dsigmoid_times
+
+__all__ = ["LSTM"]
+
+
+@register_layer
+class LSTM(Recurrent):
+    """Long short-term memory, with PyTorch's equations and gate order ``i, f, g, o``.
+
+    ``z_t = x_t @ W_ih + h_{t-1} @ W_hh + b``, split into four ``(B, H)`` blocks;
+    ``i, f, o = σ(z_i), σ(z_f), σ(z_o)``; ``g = tanh(z_g)``;
+    ``c_t = f ⊙ c_{t-1} + i ⊙ g``; ``h_t = o ⊙ tanh(c_t)``.
+
+    Parameters
+    ----------
+    input_size, hidden_size : int
+    bias, stateful : bool
+    rng : Generator, int or None
+        Source of the initial weights; ``None`` is seed 0.
+    dtype : np.float64 (default) or np.float32
+
+    Attributes
+    ----------
+    params : ``W_ih (I, 4H)``, ``W_hh (H, 4H)``, ``b (4H,)``, columns packed ``[i | f | g | o]``
+    h0, c0 : None or ndarray (B, H)
+        Initial hidden and cell states (``None``: zeros).
+    grad_h0, grad_c0 : ndarray (B, H)
+        Their gradients after ``backward``.
+
+    Notes
+    -----
+    ``torch.nn.LSTM``: ``weight_ih_l0 = W_ihᵀ``, ``weight_hh_l0 = W_hhᵀ``, ``bias_ih_l0 +
+    bias_hh_l0 = b``.
+    """
+
+    state_names = ("h0", "c0")
+    trajectories = ("hs", "cs")
+    gates = 4
+    c0: Array | None = None
+    grad_c0: Array | None = None
+
+    def held(self) -> tuple[Array | None, ...]:
+        return (self.h0, self.c0)
+
+    @property
+    def state(self) -> State | None:
+        """``State(h0, c0)`` for the next ``forward`` (a missing one zeros); ``None`` when both are."""
+        return super().state
+
+    @state.setter
+    def state(self, value: State | None) -> None:
+        self.h0, self.c0 = (None, None) if value is None else value
+
+    @property
+    def grad_state(self) -> State:
+        return State(super().grad_state.h, self.grad_c0)
+
+    def _steps(self, x: Array, start: State) -> Array:
+        T, B, _ = x.shape
+        H = self.hidden_size
+        W_hh = self.params["W_hh"]
+        hs, cs = self.buffer("hs", (T + 1, B, H)), self.buffer("cs", (T + 1, B, H))
+        zs = self.buffer("z", (T, B, 4, H))  # pre-activations z_t
+        gates = self.buffer("gates", (T, B, 4, H))  # i, f, g, o
+        tanh_c = self.buffer("tanh_c", (T, B, H))
+        hs[0], cs[0] = start.h, start.c
+        self.project(x, zs)  # x_t W_ih + b for every step
+        hz, ig = np.empty((B, 4 * H), self.dtype), np.empty((B, H), self.dtype)
+        for t in range(T):  # 10 NumPy calls per step
+            z, (i, f, g, o) = zs[t], gates[t].transpose(1, 0, 2)  # (B, 4, H); each gate (B, H)
+            np.dot(hs[t], W_hh, out=hz)  # h_{t-1} W_hh: (B, 4H)
+            z += hz.reshape(B, 4, H)  # z_t = x_t W_ih + b + h_{t-1} W_hh
+            sigmoid(z, out=gates[t])  # i, f, o = σ(z): one call for the block, whose g column ...
+            np.tanh(z[:, 2], out=g)  # ... is then g = tanh(z_g)
+            np.multiply(f, cs[t], out=cs[t + 1])
+            np.multiply(i, g, out=ig)
+            cs[t + 1] += ig  # c_t = f ⊙ c_{t-1} + i ⊙ g
+            np.tanh(cs[t + 1], out=tanh_c[t])
+            np.multiply(o, tanh_c[t], out=hs[t + 1])  # h_t = o ⊙ tanh(c_t)
+        return hs
+
+    def backward(self, grad_y: Array) -> Array:
+        """``grad_y (T, B, H) -> grad_x (T, B, I)``; fills ``grads``, ``grad_h0`` and ``grad_c0``.
+
+        With ``δh_t = ∂L/∂h_t + δz_{t+1} @ W_hhᵀ`` and
+        ``δc_t = δc_{t+1} ⊙ f_{t+1} + δh_t ⊙ o ⊙ (1 - tanh²c_t)``, the gate δs are
+        ``δz_i = δc ⊙ g ⊙ i(1-i)``, ``δz_f = δc ⊙ c_{t-1} ⊙ f(1-f)``, ``δz_g = δc ⊙ i ⊙ (1-g²)``,
+        ``δz_o = δh ⊙ tanh(c_t) ⊙ o(1-o)``.
+        """
+        dy = self._check_grad(grad_y, self.dtype)
+        assert self._x is not None
+        T, B, _ = self._x.shape
+        H = self.hidden_size
+        hs, cs, gates, tanh_c = (self._work[k] for k in ("hs", "cs", "gates", "tanh_c"))
+        i, f, g, o = gates.transpose(2, 0, 1, 3)  # each (T, B, H)
+        # ∂z/∂c factors that depend only on the forward pass, for every step at once:
+        # δz_{i,f,g} = δc_t ⊙ dc_dz[:, :, :3] and δz_o = δh_t ⊙ dc_dz[:, :, 3].
+        dc_dz = self.buffer("dc_dz", (T, B, 4, H))
+        dsigmoid_times(i, g, out=dc_dz[:, :, 0])  # g ⊙ i(1-i)
+        dsigmoid_times(f, cs[:-1], out=dc_dz[:, :, 1])  # c_{t-1} ⊙ f(1-f)
+        np.multiply(g, g, out=dc_dz[:, :, 2])
+        np.subtract(1.0, dc_dz[:, :, 2], out=dc_dz[:, :, 2])
+        dc_dz[:, :, 2] *= i  # i ⊙ (1-g²)
+        dsigmoid_times(o, tanh_c, out=dc_dz[:, :, 3])  # tanh(c_t) ⊙ o(1-o)
+        dc_dh = self.buffer("dc_dh", (T, B, H))  # δc_t gets δh_t ⊙ o ⊙ (1 - tanh²c_t)
+        np.multiply(tanh_c, tanh_c, out=dc_dh)
+        np.subtract(1.0, dc_dh, out=dc_dh)
+        dc_dh *= o
+
+        dz = self.buffer("dz", (T, B, 4, H))  # δz_t for every step
+        W_hh_T = np.ascontiguousarray(self.params["W_hh"].T)  # (4H, H)
+        dh_next, dc_next = np.zeros((B, H), self.dtype), np.zeros((B, H), self.dtype)
+        dh, dc = np.empty((B, H), self.dtype), np.empty((B, H), self.dtype)
+        for t in range(T - 1, -1, -1):  # 7 NumPy calls per step
+            np.add(dy[t], dh_next, out=dh)  # δh_t = ∂L/∂h_t: from the output and from step t+1
+            np.multiply(dh, dc_dh[t], out=dc)
+            dc += dc_next  # δc_t
+            np.multiply(dc_dz[t, :, :3], dc[:, None, :], out=dz[t, :, :3])  # δz_i, δz_f, δz_g
+            np.multiply(dh, dc_dz[t, :, 3], out=dz[t, :, 3])  # δz_o
+            np.multiply(dc, f[t], out=dc_next)  # δc_{t-1} = δc_t ⊙ f_t
+            np.dot(dz[t].reshape(B, 4 * H), W_hh_T, out=dh_next)  # δh_{t-1} through W_hhᵀ: (B, H)
+        self.grad_h0, self.grad_c0 = dh_next, dc_next
+        return self.weight_grads(hs[:-1], dz)
+
+    def forward_cache(self) -> dict[str, Array]:
+        """Copies of the last forward's per-step values: ``gates`` ``(T, B, 4H)`` (i, f, g, o after
+        their nonlinearities) and ``c`` ``(T+1, B, H)`` (``c[0] = c0``)."""
+        if self._x is None:
+            raise ShapeError("LSTM.forward_cache read before forward: run forward first")
+        T, B = self._x.shape[:2]
+        return {"gates": self._work["gates"].reshape(T, B, -1).copy(), "c": self._work["cs"].copy()}
+
+    @property
+    def grad_a(self) -> Array:
+        """``δz_t = ∂L/∂z_t`` of the packed gate pre-activations ``(T, B, 4H)`` after ``backward``."""
+        dz = self.cached("dz", "backward")
+        return dz.reshape(dz.shape[0], dz.shape[1], -1).copy()
