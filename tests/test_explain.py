@@ -204,8 +204,20 @@ def test_gated_cells_show_each_gates_share() -> None:
     assert "exactly b_hn's own shape (4,) ✓" in text
 
 
-def test_explain_refuses_bidirectional() -> None:
-    """Bidirectional is not explained (yet): a clear TypeError rather than a partial derivation."""
-    model = bptt.Sequential([bptt.Bidirectional(bptt.GRU(2, 3, rng=0), rng=1)])
-    with pytest.raises(TypeError, match="covers RNN, LSTM, GRU"):
-        bptt.explain(model, np.zeros((2, 1, 2)))
+def test_a_layer_without_lines_of_its_own_gets_the_generic_ones() -> None:
+    """Bidirectional writes no lines itself: the protocol's ``v_t = Name(u_1..T)`` and its gradients."""
+    rng = np.random.default_rng(0)
+    model = bptt.Sequential([bptt.Bidirectional(bptt.GRU(2, 3, rng=0), rng=1), bptt.Dense(6, 1, rng=2)])
+    ex = bptt.explain(model, rng.normal(size=(3, 2, 2)))
+    text = str(ex)
+    assert "s_t = Bidirectional(x_1..3)" in text
+    assert "δx_t = Bidirectional.backward(δs_t)" in text
+    assert "exactly W_hh's own shape (3,9) ✓" in text
+    assert {g.param for g in ex.gradients} == set(model.params)
+    assert ex.max_error() <= 1e-12
+
+
+def test_explain_refuses_what_is_not_a_layer() -> None:
+    """Any bptt layer is explained; anything else is a TypeError."""
+    with pytest.raises(TypeError, match="must be a bptt layer"):
+        bptt.explain(object(), np.zeros((2, 1, 2)))  # type: ignore[arg-type]

@@ -5,6 +5,7 @@ works for every kind and refuses bad input with one line."""
 from __future__ import annotations
 
 import dataclasses
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,10 @@ from bptt.tasks.addition import (
     encode,
     hidden_states,
     make_batch,
+    plot_hidden,
+    plot_pca,
 )
+from bptt.tasks.addition import plots as adder_plots
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 TORCH_ACT = {"tanh": torch.tanh, "sigmoid": torch.sigmoid, "relu": torch.relu}
@@ -244,18 +248,27 @@ def test_gradient_norms_refuse_bad_arguments() -> None:
 # --- the pictures ---------------------------------------------------------------------------------
 
 
+def test_generic_plots_know_no_task() -> None:
+    """``bptt.plots`` draws for any network and loads no task; the adder's pictures live with it."""
+    code = "import sys, bptt.plots; print(sorted(m for m in sys.modules if m.startswith('bptt.tasks')))"
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert loaded.stdout == "[]\n"
+    assert not {"plot_hidden", "plot_pca"} & {*plots.__all__, *vars(plots)}
+    assert plot_hidden.__module__ == plot_pca.__module__ == "bptt.tasks.addition.plots"
+
+
 @pytest.mark.parametrize(("a", "b"), [(1234, 567), (0, 0), (2**64 - 1, 1)])
 def test_plot_hidden_png(shipped: bptt.Sequential, a: int, b: int) -> None:
     """A heatmap with its bit rows, from a 1-step sum to the widest allowed (64-bit operands)."""
-    plots.plot_hidden(shipped, a, b, Path("hidden.png"))
+    plot_hidden(shipped, a, b, Path("hidden.png"))
     assert_png(Path("hidden.png"))
 
 
 def test_plot_hidden_of_a_wrong_adder() -> None:
     """An untrained adder (wrong bits outlined) and a non-tanh RNN still draw."""
-    plots.plot_hidden(untrained(0, hidden=40), 200, 100, "u.png")
+    plot_hidden(untrained(0, hidden=40), 200, 100, "u.png")
     assert_png(Path("u.png"))
-    plots.plot_hidden(carry_adder(), 5, 3, "c.png")
+    plot_hidden(carry_adder(), 5, 3, "c.png")
     assert_png(Path("c.png"))
 
 
@@ -263,19 +276,19 @@ def test_plot_hidden_refuses_bad_input(shipped: bptt.Sequential) -> None:
     """Negative or too-wide operands and non-adders raise ValueError, and nothing is written."""
     for a, b, says in [(-1, 2, "non-negative"), (2**64, 0, "at most 64"), (1.5, 2, "non-negative")]:
         with pytest.raises(ValueError, match=says):
-            plots.plot_hidden(shipped, a, b, "x.png")  # type: ignore[arg-type]
+            plot_hidden(shipped, a, b, "x.png")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="no recurrent layer"):
-        plots.plot_hidden(bptt.Sequential([bptt.Dense(2, 1, rng=0)]), 1, 2, "x.png")
+        plot_hidden(bptt.Sequential([bptt.Dense(2, 1, rng=0)]), 1, 2, "x.png")
     with pytest.raises(ValueError, match="1 value per step"):
-        plots.plot_hidden(bptt.Sequential([bptt.RNN(2, 3, rng=0), bptt.Dense(3, 2, rng=0)]), 1, 2, "x.png")
+        plot_hidden(bptt.Sequential([bptt.RNN(2, 3, rng=0), bptt.Dense(3, 2, rng=0)]), 1, 2, "x.png")
     assert not Path("x.png").exists()
 
 
 def test_plot_pca_png(shipped: bptt.Sequential) -> None:
     """The trained adder's states, and a one-unit RNN's (only one principal component exists)."""
-    plots.plot_pca(shipped, "pca.png", samples=64, n_bits=16, rng=0)
+    plot_pca(shipped, "pca.png", samples=64, n_bits=16, rng=0)
     assert_png(Path("pca.png"))
-    plots.plot_pca(carry_adder(), "one.png", samples=8, n_bits=4, rng=np.random.default_rng(1))
+    plot_pca(carry_adder(), "one.png", samples=8, n_bits=4, rng=np.random.default_rng(1))
     assert_png(Path("one.png"))
 
 
@@ -313,11 +326,11 @@ def test_default_pca_picture_separates_the_clusters(shipped: bptt.Sequential) ->
 def test_plot_pca_refuses_bad_input(shipped: bptt.Sequential) -> None:
     """Non-positive sizes and non-adders raise ValueError."""
     with pytest.raises(ValueError, match="samples"):
-        plots.plot_pca(shipped, "x.png", samples=0)
+        plot_pca(shipped, "x.png", samples=0)
     with pytest.raises(ValueError, match="n_bits"):
-        plots.plot_pca(shipped, "x.png", n_bits=-2)
+        plot_pca(shipped, "x.png", n_bits=-2)
     with pytest.raises(ValueError, match="2 input bits"):
-        plots.plot_pca(bptt.Sequential([bptt.RNN(3, 4, rng=0), bptt.Dense(4, 1, rng=0)]), "x.png")
+        plot_pca(bptt.Sequential([bptt.RNN(3, 4, rng=0), bptt.Dense(4, 1, rng=0)]), "x.png")
 
 
 @pytest.mark.parametrize(("steps", "hidden"), [(1, 1), (30, 4)])
@@ -343,7 +356,7 @@ def test_plots_replace_atomically(shipped: bptt.Sequential) -> None:
     plots.plot_gradnorm("p.png", steps=5, hidden=2)
     assert_png(Path("p.png"))
     with pytest.raises(FileNotFoundError):
-        plots.plot_pca(shipped, Path("missing") / "p.png", samples=4, n_bits=4)
+        plot_pca(shipped, Path("missing") / "p.png", samples=4, n_bits=4)
     assert sorted(p.name for p in Path().iterdir()) == ["p.png"]
 
 
@@ -352,8 +365,8 @@ def _each_plot(shipped: bptt.Sequential) -> dict[str, Any]:
     extra = bptt.io.read(shipped_model())[2]
     return {
         "history": lambda path: plots.plot_history(History.from_arrays(extra), path),
-        "hidden": lambda path: plots.plot_hidden(shipped, 5, 9, path),
-        "pca": lambda path: plots.plot_pca(shipped, path, samples=4, n_bits=4),
+        "hidden": lambda path: plot_hidden(shipped, 5, 9, path),
+        "pca": lambda path: plot_pca(shipped, path, samples=4, n_bits=4),
         "gradnorm": lambda path: plots.plot_gradnorm(path, steps=5, hidden=2),
     }
 
@@ -387,7 +400,8 @@ def test_other_extensions_are_refused_before_drawing(
     def no_drawing() -> None:
         raise AssertionError("drew a picture for a path it then refused")
 
-    monkeypatch.setattr(plots, "_pyplot", no_drawing)
+    for module in (plots, adder_plots):
+        monkeypatch.setattr(module, "pyplot", no_drawing)
     with pytest.raises(ValueError, match=r"; expected one of \.png, \.svg, \.pdf$") as info:
         plot(name)
     assert repr(name) in str(info.value)

@@ -294,13 +294,17 @@ def test_float32_agrees_with_float64(net: Net) -> None:
     g = np.random.default_rng([net.seed, 8]).normal(size=y64.shape).astype(np.float32)
     d32, d64 = backward_all(m32, g), backward_all(m64, g.astype(np.float64))
     d32["y"], d64["y"] = y32, y64
+    # The one loose tolerance in this file: float32 carries 24 bits (eps 1.2e-7), and a few
+    # steps of matmuls and activations lose a few more; measured worst over 400 seeds was 0.15
+    # of this bound. float32 rounds each term of a gradient's sum over steps at its own size, so
+    # a gradient that cancels to near zero is judged against the scale of the terms, which the
+    # largest gradient of the same backward pass bounds (hypothesis found a one-entry W_hh of
+    # -1.07e-4, summed from larger terms of both signs, off by 1.2e-8 in float32).
+    scale = max(float(np.abs(ref).max()) for k, ref in d64.items() if k != "y")
     for k, ref in d64.items():
         assert d32[k].dtype == np.float32, k
-        # The one loose tolerance in this file: float32 carries 24 bits (eps 1.2e-7), and a few
-        # steps of matmuls and activations lose a few more; measured worst over 400 seeds was
-        # 0.15 of this bound. Scale-aware atol for entries that cancel to near zero.
-        scale = float(np.abs(ref).max())
-        np.testing.assert_allclose(d32[k], ref, rtol=1e-4, atol=1e-5 * scale, err_msg=k)
+        atol = 1e-5 * (float(np.abs(ref).max()) if k == "y" else scale)
+        np.testing.assert_allclose(d32[k], ref, rtol=1e-4, atol=atol, err_msg=k)
 
 
 @settings(max_examples=100, deadline=None)

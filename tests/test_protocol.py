@@ -152,3 +152,51 @@ def test_adders_of_every_cell_start_fresh_and_stream(cell: type[bptt.Recurrent])
     whole = predict_bits(m, encode(a, b, T - 1))[:, 0]
     assert plain == int(sum(1 << t for t in range(T) if whole[t]))
     assert rnn.stateful and rnn.h0 is not None  # the caller's settings are left as they were
+
+
+class TorchScale(Scale):
+    """``Scale`` with its torch form: the same equation in torch ops, for the autograd oracle."""
+
+    def torch_forward(self, torch: Any, x: Any, params: Any, state: Any = None) -> Any:
+        return x * params["w"]
+
+
+def test_a_new_layer_with_a_torch_form_gets_an_autograd_oracle() -> None:
+    """``torch_gradients`` asks each layer for its torch form: a new layer's own one checks its
+    backward against autograd; a layer without one is a TypeError naming it."""
+    pytest.importorskip("torch")
+    from bptt.oracle import torch_gradients
+
+    rng = np.random.default_rng(4)
+    m = bptt.Sequential(
+        [TorchScale(3, rng=1), bptt.LSTM(3, 4, rng=2), TorchScale(4, rng=3), bptt.Dense(4, 2, rng=4)]
+    )
+    lstm = m[1]
+    assert isinstance(lstm, bptt.LSTM)
+    lstm.h0, lstm.c0 = rng.normal(size=(2, 4)), rng.normal(size=(2, 4))
+    x, grad_y = rng.normal(size=(5, 2, 3)), rng.normal(size=(5, 2, 2))
+    m.forward(x)
+    grad_x = m.backward(grad_y)
+    ref = torch_gradients(m, x, grad_y=grad_y)
+    ours = {**m.grads, "x": grad_x, "1.h0": lstm.grad_h0, "1.c0": lstm.grad_c0}
+    assert ours.keys() == ref.keys() - {"y", "loss"}
+    for key, grad in ours.items():
+        np.testing.assert_allclose(grad, ref[key], rtol=1e-9, err_msg=key)
+    with pytest.raises(TypeError, match="Scale has no torch form"):
+        torch_gradients(bptt.Sequential([bptt.Tanh(), Scale(3)]), x, grad_y=x)
+
+
+def test_a_new_layer_is_explained() -> None:
+    """explain writes the protocol's generic lines for Scale, alone and between an RNN and a Dense."""
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(4, 2, 3))
+    alone = bptt.explain(Scale(3, rng=1), x)
+    assert "ŷ_t = Scale(x_t)" in str(alone) and "δx_t = Scale.backward(δŷ_t)" in str(alone)
+    assert alone.max_error() <= 1e-12
+    m = bptt.Sequential([Scale(3, rng=1), bptt.RNN(3, 4, rng=2), Scale(4, rng=3), bptt.Dense(4, 2, rng=4)])
+    ex = bptt.explain(m, x)
+    text = str(ex)
+    assert "a_2 = s_2 @ W_ih + h_1 @ W_hh + b" in text and "s2_t = Scale(h_t)" in text
+    assert "exactly w's own shape (4,) ✓" in text
+    assert {g.param for g in ex.gradients} == set(m.params)
+    assert ex.mistakes and ex.max_error() <= 1e-12

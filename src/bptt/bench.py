@@ -54,6 +54,7 @@ def flops(T: int, B: int, I: int, H: int, O: int, cell: str = "rnn") -> float:
 
 
 def bptt_iteration(shape: tuple[int, ...], dtype: Any, cell: str = "rnn") -> Callable[[], None]:
+    """One bptt training iteration on ``x (T, B, I)``: ``cell(I, H) -> Dense(H, O)``, MSE, backward."""
     T, B, I, H, O = shape
     rng = np.random.default_rng(0)
     model = Sequential([CELLS[cell][0](I, H, rng=rng, dtype=dtype), Dense(H, O, rng=rng, dtype=dtype)])
@@ -69,6 +70,7 @@ def bptt_iteration(shape: tuple[int, ...], dtype: Any, cell: str = "rnn") -> Cal
 
 
 def torch_iteration(shape: tuple[int, ...], dtype: Any, cell: str = "rnn") -> Callable[[], None]:
+    """The same iteration in torch: ``nn.RNN``/``LSTM``/``GRU`` + ``nn.Linear``, MSE, backward."""
     import torch
 
     T, B, I, H, O = shape
@@ -189,6 +191,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
+    """``benchmarks/rnn_fwd_bwd.py``: parse ``argv`` and ``run``."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(p)
     return run(p.parse_args(argv))

@@ -26,23 +26,22 @@ LSTM; for GRU ``b = bias_ih + [bias_hh_r, bias_hh_z, 0]`` and ``b_hn = bias_hh_n
 scales ``h W_hn + b_hn``, so that bias cannot fold). A torch recurrent module with
 ``num_layers = L`` becomes L bptt layers in a row. ``bias=False`` maps to ``bias=False``, and
 float32/float64 weights keep their dtype.
+
+Each layer type carries its own mapping (``Layer.to_torch_module``, ``Layer.torch_counterpart``
+and ``Layer.from_torch_module``); this module orchestrates: ``Sequential`` and ``nn.Sequential``,
+and torch recurrent modules with ``num_layers > 1`` or ``bidirectional=True`` split into bptt layers.
 """
 
 from __future__ import annotations
 
-from functools import cache
-from types import SimpleNamespace
 from typing import Any
 
-import numpy as np
-
-from ._types import Array
-from .layers import Dense, Last, Layer, ReLU, Sequential, Sigmoid, Tanh
-from .recurrent import GRU, LSTM, RNN, Bidirectional
+from .errors import ShapeError
+from .layers import Layer, Sequential, State, layer_types
+from .recurrent import Bidirectional, Recurrent
+from .recurrent.torch_form import torch_wrapper
 
 __all__ = ["from_torch", "to_torch"]
-
-_ELEMENTWISE: tuple[type[Layer], ...] = (Sigmoid, Tanh, ReLU)
 
 
 def to_torch(model: Layer) -> Any:
@@ -122,133 +121,14 @@ def from_torch(module: Any) -> Sequential:
     return Sequential(layers)
 
 
-# ---------------------------------------------------------------------------------------------
-# bptt -> torch
-
-
-@cache
-def _torch_modules() -> SimpleNamespace:
-    """The two torch modules bptt needs that ``torch.nn`` lacks, defined once torch is imported."""
-    import torch
-
-    class Recurrent(torch.nn.Module):
-        """An ``nn.RNN``/``nn.LSTM``/``nn.GRU`` that returns only its outputs ``(T, B, D·H)``.
-
-        ``h0`` (and ``c0`` for an LSTM) are buffers ``(num_layers·D, B, H)`` or ``None`` (zeros),
-        the initial states of every call.
-        """
-
-        h0: Any
-        c0: Any
-
-        def __init__(self, rnn: Any, h0: Any = None, c0: Any = None) -> None:
-            super().__init__()
-            self.rnn = rnn
-            self.register_buffer("h0", h0)
-            self.register_buffer("c0", c0)
-
-        def forward(self, x: Any) -> Any:
-            if self.h0 is None:
-                return self.rnn(x)[0]
-            state = (self.h0, self.c0) if isinstance(self.rnn, torch.nn.LSTM) else self.h0
-            return self.rnn(x, state)[0]
-
-    class Last(torch.nn.Module):
-        """Keep only the last step: ``(T, B, F) -> (1, B, F)``, like ``bptt.Last``."""
-
-        def forward(self, x: Any) -> Any:
-            return x[-1:]
-
-    for cls in (Recurrent, Last):
-        cls.__module__, cls.__qualname__ = __name__, cls.__name__
-    return SimpleNamespace(Recurrent=Recurrent, Last=Last)
-
-
 def _module(torch: Any, layer: Layer, where: str) -> Any:
-    """One bptt layer as one torch module."""
-    if isinstance(layer, Dense):
-        linear = torch.nn.Linear(
-            layer.in_features, layer.out_features, bias=layer.bias, dtype=_torch_dtype(torch, layer.dtype)
-        )
-        with torch.no_grad():
-            linear.weight.copy_(_tensor(torch, layer.params["W"].T))
-            if layer.bias:
-                linear.bias.copy_(_tensor(torch, layer.params["b"]))
-        return linear
-    if isinstance(layer, (RNN, LSTM, GRU)):
-        return _recurrent_module(torch, [layer], where)
-    if isinstance(layer, Bidirectional):
-        fwd, bwd = layer.forward_layer, layer.backward_layer
-        if type(fwd) is not type(bwd) or fwd.config() != bwd.config() or fwd.dtype != bwd.dtype:
-            raise ValueError(
-                f"to_torch: {where} is a Bidirectional whose directions differ ({fwd!r} and {bwd!r}); "
-                f"torch's bidirectional layers share one configuration"
-            )
-        return _recurrent_module(torch, [fwd, bwd], where)
-    if isinstance(layer, Sigmoid):
-        return torch.nn.Sigmoid()
-    if isinstance(layer, Tanh):
-        return torch.nn.Tanh()
-    if isinstance(layer, ReLU):
-        return torch.nn.ReLU()
-    if isinstance(layer, Last):
-        return _torch_modules().Last()
-    raise ValueError(f"to_torch: {where} ({type(layer).__name__}) has no torch.nn counterpart")
-
-
-def _recurrent_module(torch: Any, directions: list[Any], where: str) -> Any:
-    """``nn.RNN``/``nn.LSTM``/``nn.GRU`` (bidirectional when given two layers) with their weights."""
-    first = directions[0]
-    I, H = first.input_size, first.hidden_size
-    options = {
-        "bias": first.bias,
-        "bidirectional": len(directions) == 2,
-        "dtype": _torch_dtype(torch, first.dtype),
-    }
-    if isinstance(first, RNN):
-        if first.activation not in ("tanh", "relu"):
-            raise ValueError(
-                f"to_torch: {where} is an RNN with activation {first.activation!r}; torch.nn.RNN "
-                f"has only 'tanh' and 'relu'"
-            )
-        rnn = torch.nn.RNN(I, H, nonlinearity=first.activation, **options)
-    else:
-        rnn = (torch.nn.LSTM if isinstance(first, LSTM) else torch.nn.GRU)(I, H, **options)
-    with torch.no_grad():
-        for layer, suffix in zip(directions, ("l0", "l0_reverse"), strict=False):
-            p = layer.params
-            getattr(rnn, f"weight_ih_{suffix}").copy_(_tensor(torch, p["W_ih"].T))
-            getattr(rnn, f"weight_hh_{suffix}").copy_(_tensor(torch, p["W_hh"].T))
-            if layer.bias:
-                getattr(rnn, f"bias_ih_{suffix}").copy_(_tensor(torch, p["b"]))
-                bias_hh = getattr(rnn, f"bias_hh_{suffix}")
-                bias_hh.zero_()
-                if isinstance(layer, GRU):
-                    bias_hh[2 * H :].copy_(_tensor(torch, p["b_hn"]))
-    states = [_states(torch, directions, name) for name in first.state_names]
-    return _torch_modules().Recurrent(rnn, *states)
-
-
-def _states(torch: Any, directions: list[Any], name: str) -> Any:
-    """The layers' initial states ``name`` stacked ``(D, B, H)``, or ``None`` when none is set.
-
-    An LSTM with only one of ``h0``/``c0`` set, or a ``Bidirectional`` with states in only one
-    direction, gets zeros for the others; a batch size that disagrees raises ``ShapeError``.
-    """
-    given = [getattr(layer, s) for layer in directions for s in layer.state_names]
-    shaped = [np.shape(s) for s in given if s is not None]
-    if not shaped:
-        return None
-    B = shaped[0][0] if shaped[0] else 0
-    return _tensor(torch, np.stack([layer.initial_state(B, name) for layer in directions]))
-
-
-def _torch_dtype(torch: Any, dtype: np.dtype[Any]) -> Any:
-    return torch.float64 if dtype == np.float64 else torch.float32
-
-
-def _tensor(torch: Any, a: Array) -> Any:
-    return torch.from_numpy(np.ascontiguousarray(a))
+    """``layer.to_torch_module``, its refusal prefixed with where the layer sits."""
+    try:
+        return layer.to_torch_module(torch)
+    except ShapeError:
+        raise
+    except ValueError as e:
+        raise ValueError(f"to_torch: {where} is {e}") from None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -257,44 +137,41 @@ def _tensor(torch: Any, a: Array) -> Any:
 
 def _layers(torch: Any, module: Any, where: str) -> list[Layer]:
     """The bptt layers computing ``module`` (several for a stack or an ``nn.Sequential``)."""
-    nn = torch.nn
-    ours = _torch_modules()
-    if type(module) is nn.Sequential:
+    if type(module) is torch.nn.Sequential:
         return [layer for i, sub in enumerate(module) for layer in _layers(torch, sub, f"{where}[{i}]")]
-    if type(module) is ours.Recurrent:
-        layers = _recurrent_layers(torch, module.rnn, where)
-        for name, buffer in (("h0", module.h0), ("c0", module.c0)):
-            if buffer is not None:
-                _set_states(layers, name, buffer.detach().cpu().numpy(), module.rnn.num_layers)
-        return layers
-    if type(module) is ours.Last:
-        return [Last()]
-    for base in (nn.RNN, nn.LSTM, nn.GRU):
-        if isinstance(module, base):
-            _same_forward(module, base, where)
-            return _recurrent_layers(torch, module, where)
-    if isinstance(module, nn.Linear):
-        _same_forward(module, nn.Linear, where)
-        dense = Dense(
-            module.in_features,
-            module.out_features,
-            bias=module.bias is not None,
-            rng=0,
-            dtype=_numpy_dtype(module.weight, where),
+    if type(module) is torch_wrapper():
+        kind = _kind(torch, module.rnn)
+        if kind is None or not issubclass(kind, Recurrent):
+            raise ValueError(
+                f"from_torch: {where} wraps a {type(module.rnn).__name__}, not an nn.RNN, nn.LSTM or nn.GRU"
+            )
+        return _recurrent_layers(module.rnn, kind, where, (module.h0, module.c0))
+    kind = _kind(torch, module)
+    if kind is None:
+        raise ValueError(
+            f"from_torch: {where} is a {type(module).__name__}, which bptt cannot express; supported: "
+            f"{', '.join(_supported(torch))}, nn.Sequential and what to_torch builds"
         )
-        dense.params["W"][...] = _array(module.weight).T
-        if module.bias is not None:
-            dense.params["b"][...] = _array(module.bias)
-        return [dense]
-    for base, cls in zip((nn.Sigmoid, nn.Tanh, nn.ReLU), _ELEMENTWISE, strict=True):
-        if isinstance(module, base):
-            _same_forward(module, base, where)
-            return [cls()]
-    raise ValueError(
-        f"from_torch: {where} is a {type(module).__name__}, which bptt cannot express; supported: "
-        f"nn.RNN, nn.LSTM, nn.GRU, nn.Linear, nn.Sigmoid, nn.Tanh, nn.ReLU, nn.Sequential and "
-        f"what to_torch builds"
-    )
+    _same_forward(module, kind.torch_counterpart(torch), where)
+    _float_weights(module, where)
+    if issubclass(kind, Recurrent):
+        return _recurrent_layers(module, kind, where, (None, None))
+    return [kind.from_torch_module(module)]
+
+
+def _kind(torch: Any, module: Any) -> type[Layer] | None:
+    """The registered layer type whose ``torch_counterpart`` ``module`` is an instance of."""
+    for kind in layer_types().values():
+        counterpart = kind.torch_counterpart(torch)
+        if counterpart is not None and isinstance(module, counterpart):
+            return kind
+    return None
+
+
+def _supported(torch: Any) -> list[str]:
+    """The ``torch.nn`` classes some registered layer type maps from, as ``nn.Name``."""
+    counterparts = (kind.torch_counterpart(torch) for kind in layer_types().values())
+    return [f"nn.{c.__name__}" for c in counterparts if c is not None and c.__module__.startswith("torch.")]
 
 
 def _same_forward(module: Any, base: Any, where: str) -> None:
@@ -306,11 +183,35 @@ def _same_forward(module: Any, base: Any, where: str) -> None:
         )
 
 
-def _recurrent_layers(torch: Any, rnn: Any, where: str) -> list[Layer]:
-    """One bptt layer (or ``Bidirectional``) per layer of a torch ``nn.RNN``/``nn.LSTM``/``nn.GRU``."""
+def _float_weights(module: Any, where: str) -> None:
+    """Refuse weights other than float32/float64: each bptt layer takes its weights' dtype."""
+    for weight in module.parameters():
+        name = str(weight.dtype).removeprefix("torch.")
+        if name not in ("float32", "float64"):
+            raise ValueError(f"from_torch: {where} has {name} weights; bptt layers are float32 or float64")
+
+
+def _recurrent_layers(rnn: Any, kind: type[Recurrent], where: str, buffers: tuple[Any, Any]) -> list[Layer]:
+    """One ``kind`` layer (or ``Bidirectional``) per layer of a torch ``nn.RNN``/``nn.LSTM``/``nn.GRU``.
+
+    ``buffers`` are the initial states ``h0``, ``c0`` in torch's ``(L·D, B, H)`` layout, or ``None``.
+    """
+    _refuse_options(rnn, where)
+    D = 2 if rnn.bidirectional else 1
+    layers: list[Layer] = []
+    for k in range(rnn.num_layers):
+        directions = []
+        for d, suffix in enumerate((f"l{k}", f"l{k}_reverse")[:D]):
+            cell = kind.from_torch_module(rnn, suffix)
+            cell.state = _state(buffers, k * D + d)
+            directions.append(cell)
+        layers.append(directions[0] if D == 1 else _bidirectional(*directions))
+    return layers
+
+
+def _refuse_options(rnn: Any, where: str) -> None:
+    """Refuse what bptt's recurrent layers do not compute: batch_first, dropout, projections."""
     kind = type(rnn).__name__
-    if not any(isinstance(rnn, base) for base in (torch.nn.RNN, torch.nn.LSTM, torch.nn.GRU)):
-        raise ValueError(f"from_torch: {where} wraps a {kind}, not an nn.RNN, nn.LSTM or nn.GRU")
     if rnn.batch_first:
         raise ValueError(
             f"from_torch: {where} ({kind}) has batch_first=True; bptt is time-major (T, B, F), "
@@ -322,63 +223,16 @@ def _recurrent_layers(torch: Any, rnn: Any, where: str) -> list[Layer]:
         )
     if getattr(rnn, "proj_size", 0) > 0:
         raise ValueError(f"from_torch: {where} ({kind}) has proj_size={rnn.proj_size}; bptt's LSTM has none")
-    dtype = _numpy_dtype(rnn.weight_ih_l0, where)
-    H, D = rnn.hidden_size, 2 if rnn.bidirectional else 1
-    layers: list[Layer] = []
-    for k in range(rnn.num_layers):
-        I = rnn.input_size if k == 0 else D * H
-        directions = []
-        for suffix in (f"l{k}", f"l{k}_reverse")[:D]:
-            layer: RNN | LSTM | GRU
-            if isinstance(rnn, torch.nn.LSTM):
-                layer = LSTM(I, H, bias=rnn.bias, rng=0, dtype=dtype)
-            elif isinstance(rnn, torch.nn.GRU):
-                layer = GRU(I, H, bias=rnn.bias, rng=0, dtype=dtype)
-            else:
-                layer = RNN(I, H, activation=rnn.nonlinearity, bias=rnn.bias, rng=0, dtype=dtype)
-            _copy_recurrent(rnn, suffix, layer)
-            directions.append(layer)
-        if D == 1:
-            layers.append(directions[0])
-        else:
-            bi = Bidirectional(directions[0], rng=0)
-            bi.backward_layer = directions[1]
-            layers.append(bi)
-    return layers
 
 
-def _copy_recurrent(rnn: Any, suffix: str, layer: RNN | LSTM | GRU) -> None:
-    """Copy the weights of one direction of one torch layer into ``layer``, folding the biases."""
-    p, H = layer.params, layer.hidden_size
-    p["W_ih"][...] = _array(getattr(rnn, f"weight_ih_{suffix}")).T
-    p["W_hh"][...] = _array(getattr(rnn, f"weight_hh_{suffix}")).T
-    if not layer.bias:
-        return
-    bias_ih, bias_hh = _array(getattr(rnn, f"bias_ih_{suffix}")), _array(getattr(rnn, f"bias_hh_{suffix}"))
-    if isinstance(layer, GRU):
-        p["b"][...] = bias_ih
-        p["b"][: 2 * H] += bias_hh[: 2 * H]  # r and z: both biases sit outside the reset gate
-        p["b_hn"][...] = bias_hh[2 * H :]  # n: the reset gate scales h W_hn + b_hn
-    else:
-        p["b"][...] = bias_ih + bias_hh
+def _bidirectional(ahead: Recurrent, behind: Recurrent) -> Bidirectional:
+    """A ``Bidirectional`` whose directions are the given layers."""
+    bi = Bidirectional(ahead, rng=0)
+    bi.backward_layer = behind
+    return bi
 
 
-def _set_states(layers: list[Layer], name: str, states: Array, num_layers: int) -> None:
-    """Give each direction of each layer its initial state from torch's ``(L·D, B, H)`` layout."""
-    for k, layer in enumerate(layers[:num_layers]):
-        directions = (
-            [layer.forward_layer, layer.backward_layer] if isinstance(layer, Bidirectional) else [layer]
-        )
-        for d, direction in enumerate(directions):
-            setattr(direction, name, states[k * len(directions) + d].copy())
-
-
-def _numpy_dtype(weight: Any, where: str) -> np.dtype[Any]:
-    name = str(weight.dtype).removeprefix("torch.")
-    if name not in ("float32", "float64"):
-        raise ValueError(f"from_torch: {where} has {name} weights; bptt layers are float32 or float64")
-    return np.dtype(name)
-
-
-def _array(t: Any) -> Array:
-    return t.detach().cpu().numpy()
+def _state(buffers: tuple[Any, Any], i: int) -> State | None:
+    """Direction ``i``'s initial state from torch's ``(L·D, B, H)`` buffers (``None`` when ``h0`` is)."""
+    h0, c0 = (None if b is None else b.detach().cpu().numpy()[i].copy() for b in buffers)
+    return None if h0 is None else State(h0, c0)

@@ -123,9 +123,11 @@ class Checkpoints:
     every: int | None = None
 
     def due(self, step: int) -> bool:
+        """Whether a checkpoint is due after ``step`` on the ``every`` schedule."""
         return self.every is not None and step % self.every == 0
 
     def save(self, model: Layer, optimizer: Optimizer, step: int, history: dict[str, Array]) -> None:
+        """Write the checkpoint for ``step`` completed steps (see ``save_checkpoint``)."""
         save_checkpoint(self.path, model, optimizer, self.rng, step, history, self.settings)
 
 

@@ -117,6 +117,7 @@ class Row:
 
     @property
     def ok(self) -> bool:
+        """Within both tolerances: the numerical reference and, if run, torch autograd."""
         from .gradcheck import TOLERANCE
 
         return self.numeric <= TOLERANCE and (self.torch is None or self.torch <= TORCH_TOLERANCE)

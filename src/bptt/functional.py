@@ -20,7 +20,7 @@ import numpy as np
 
 from ._types import Array
 
-__all__ = ["ACTIVATIONS", "Activation", "column_sums", "sigmoid", "softmax", "softplus"]
+__all__ = ["ACTIVATIONS", "Activation", "column_sums", "sigmoid", "softmax", "softplus", "torch_activation"]
 
 
 def sigmoid(z: Array, out: Array | None = None) -> Array:
@@ -164,3 +164,14 @@ ACTIVATIONS: dict[str, Activation] = {
     "relu": Activation("relu", _relu, _drelu, "[y > 0]"),
     "identity": Activation("identity", _identity, _didentity, "1"),
 }
+
+
+def torch_activation(torch: Any, name: str) -> Callable[[Any], Any]:
+    """The torch op computing ``ACTIVATIONS[name]`` on a tensor (for the torch forms of layers)."""
+    ops: dict[str, Callable[[Any], Any]] = {
+        "tanh": torch.tanh,
+        "sigmoid": torch.sigmoid,
+        "relu": torch.relu,
+        "identity": lambda z: z,
+    }
+    return ops[name]

@@ -52,6 +52,7 @@ class GradcheckReport:
 
     @property
     def max_error(self) -> float:
+        """The largest relative error over every checked gradient."""
         return max(self.errors.values(), default=0.0)
 
     def __str__(self) -> str:

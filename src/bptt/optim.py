@@ -20,10 +20,14 @@ class HasParams(Protocol):
     """Anything with ``params`` and ``grads`` dicts of matching arrays (a layer or Sequential)."""
 
     @property
-    def params(self) -> dict[str, Array]: ...
+    def params(self) -> dict[str, Array]:
+        """The weights an optimizer updates in place."""
+        ...
 
     @property
-    def grads(self) -> dict[str, Array]: ...
+    def grads(self) -> dict[str, Array]:
+        """Their gradients, same keys and shapes."""
+        ...
 
 
 def _check(

@@ -72,6 +72,7 @@ class Interrupted(TrainingStopped):
 
     @property
     def exit_status(self) -> int:
+        """The shell's status for the signal: 130 for SIGINT, 143 for SIGTERM."""
         return 128 + self.signum
 
 

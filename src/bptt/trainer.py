@@ -131,6 +131,7 @@ class Evaluation:
     best: Best | None = None
 
     def due(self, step: int, last: int) -> bool:
+        """Whether to evaluate after ``step``: on the schedule, or at the run's ``last`` step."""
         return step % self.every == 0 or (self.at_end and step == last)
 
 

@@ -67,9 +67,11 @@ class Parser(argparse.ArgumentParser):
     """An ``ArgumentParser`` that reports instead of exiting."""
 
     def error(self, message: str) -> NoReturn:
+        """A bad command line: one line naming the command, never argparse's exit."""
         raise ParseError(f"{self.prog}: error: {message} (see '{self.prog} --help')")
 
     def exit(self, status: int = 0, message: str | None = None) -> NoReturn:
+        """``--help``/``--version``: hand the status to ``main`` instead of exiting."""
         if message:
             self._print_message(message, sys.stderr)
         raise Exit(status)

@@ -36,13 +36,13 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--a and --b choose the sum for 'plot hidden'; 'plot {args.kind}' takes neither")
     if args.kind == "gradnorm" and args.model is not None:
         raise UsageError("'plot gradnorm' draws freshly initialised RNNs; it takes no --model")
-    from .. import plots
+    from ..plots import plot_gradnorm, plot_history
 
     try:
         if args.kind == "history":
-            plots.plot_history(_history(args.model), args.out)
+            plot_history(_history(args.model), args.out)
         elif args.kind == "gradnorm":
-            plots.plot_gradnorm(args.out, seed=args.seed)
+            plot_gradnorm(args.out, seed=args.seed)
         else:
             _adder(args)
     except OSError as e:
@@ -74,8 +74,7 @@ def _history(path: str | None) -> Any:
 
 def _adder(args: argparse.Namespace) -> None:
     """Plot an adder's hidden states (one sum, or PCA of many) and print what its carry probe finds."""
-    from .. import plots
-    from ..tasks.addition import carry_probe
+    from ..tasks.addition import carry_probe, plot_hidden, plot_pca
 
     model = load_model(args.model)
     try:
@@ -83,9 +82,9 @@ def _adder(args: argparse.Namespace) -> None:
         chains = carry_probe(model, rng=args.seed, p_propagate=0.85)
         if args.kind == "hidden":
             a, b = 1234 if args.a is None else args.a, 567 if args.b is None else args.b
-            plots.plot_hidden(model, a, b, args.out)
+            plot_hidden(model, a, b, args.out)
         else:
-            plots.plot_pca(model, args.out, rng=args.seed)
+            plot_pca(model, args.out, rng=args.seed)
     except ValueError as e:
         raise UsageError(str(e)) from None
     print(

@@ -10,7 +10,10 @@ layer, through this protocol, rather than testing its class:
   (``None`` for a layer without state);
 - ``causal``: whether a sequence may be cut in time under it (``Bidirectional`` reads the future);
 - ``input_size``/``output_size``: features per step in and out (``None``: any);
-- ``config()``/``from_config``: what ``bptt.io`` records, for a type named by ``register_layer``.
+- ``config()``/``from_config``: what ``bptt.io`` records, for a type named by ``register_layer``;
+- optionally, its torch form: ``torch_forward`` (the forward again in torch ops, for the autograd
+  oracle ``bptt.oracle``) and ``to_torch_module``/``torch_counterpart``/``from_torch_module``
+  (its ``torch.nn`` twin, for ``bptt.bridge``).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from numpy.typing import DTypeLike
 from .._types import Array
 from .._validate import as_array, as_float_dtype, check_same_shape, weight_rng
 from ..errors import ShapeError
+from ..explanation import Explanation, GradientSum, Line, Mistake, Step, shape
 
 __all__ = ["Layer", "State", "Weighted", "layer_types", "register_layer", "run_from"]
 
@@ -144,6 +148,78 @@ class Layer:
         for _, leaf in self.leaves():
             if leaf is not self:
                 leaf.reset_state()
+
+    # --- The torch form (optional; torch is passed in, never imported by bptt) -----------------
+    def torch_forward(self, torch: Any, x: Any, params: Mapping[str, Any], state: Any = None) -> Any:
+        """This layer's forward pass written again in torch ops, for the autograd oracle.
+
+        ``x (T, B, F_in)`` is a tensor, ``params`` holds tensors keyed like ``self.params`` and
+        ``state`` has ``run``'s form (``None``, a ``State`` of ``(B, H)`` tensors, or a dict of
+        them by leaf prefix); returns the tensor ``y (T, B, F_out)``. Write it step by step
+        from the equations, never through ``forward``: ``bptt.oracle`` lets autograd do the BPTT.
+        """
+        raise TypeError(f"{type(self).__name__} has no torch form: give it a torch_forward to check it")
+
+    def to_torch_module(self, torch: Any) -> Any:
+        """A ``torch.nn.Module`` computing ``forward`` on ``(T, B, F)`` tensors, with copies of the weights.
+
+        A layer without one raises ``ValueError`` whose message says what it is, as a noun phrase
+        (``bptt.to_torch`` writes "layer 1 is " before it).
+        """
+        raise ValueError(f"a {type(self).__name__}, which has no torch.nn counterpart")
+
+    @classmethod
+    def torch_counterpart(cls, torch: Any) -> Any:
+        """The ``torch.nn.Module`` class ``bptt.from_torch`` turns into this layer type, or ``None``."""
+        return None
+
+    @classmethod
+    def from_torch_module(cls, module: Any) -> Layer:
+        """A layer of this type computing ``module``, an instance of ``torch_counterpart``."""
+        raise NotImplementedError
+
+    # --- What bptt.explain writes for the layer (see bptt.explanation) ---------------------------
+    explain_stem: str | None = "s"
+    """The letter of the output's name in ``explain`` (``h``, ``o``); ``None`` keeps the input's."""
+    explain_one_step = False
+    """True for a layer whose output is one step (``Last``): it is no longer a sequence over t."""
+
+    def explain_chain(self) -> list[tuple[str, Layer]]:
+        """The layers ``explain`` writes out one after another, each with its param-key prefix."""
+        return [("", self)]
+
+    def explain_forward(self, ex: Explanation, at: Step) -> None:
+        """Append the forward equations; by default ``v_t = Name(u_t)`` with the shapes.
+
+        A layer that reads the whole sequence (not ``causal``) is written ``v_t = Name(u_1..T)``.
+        """
+        arg = f"{at.u}{at.t_in}" if self.causal or not at.seq else f"{at.u}_1..{at.x.shape[0]}"
+        shapes = f"{shape(at.x.shape[1:])} -> {shape(at.y.shape[1:])}{at.steps}"
+        ex.forward.append(Line(f"{at.v}{at.t_out}", f"{type(self).__name__}({arg})", shapes, at.y))
+
+    def explain_backward(self, ex: Explanation, at: Step) -> None:
+        """Append the backward equations and this layer's gradients (put first in ``ex.gradients``).
+
+        By default ``δu = Name.backward(δv)`` with the shapes, and each parameter's gradient as
+        ``backward`` left it, with its shape checked against the parameter's.
+        """
+        name = type(self).__name__
+        shapes = f"{shape(at.grad_y.shape[1:])} -> {shape(at.grad_x.shape[1:])}{at.steps}"
+        lhs, rhs = f"δ{at.u}{at.t_in}", f"{name}.backward(δ{at.v}{at.t_out})"
+        ex.backward.append(Line(lhs, rhs, shapes, at.grad_x))
+        ex.gradients[0:0] = [
+            GradientSum(
+                at.prefix + key,
+                f"d{key}",
+                [Line("", f"(from {name}.backward)", shape(grad.shape), grad.copy())],
+                self.params[key].shape,
+            )
+            for key, grad in self.grads.items()
+        ]
+
+    def explain_mistakes(self, at: Step, later: list[Step]) -> list[Mistake]:
+        """Wrong products a learner typically writes for this layer (``later``: the layers after it)."""
+        return []
 
     def _forward(self, x: Array, share: bool) -> Array:
         """``forward``; with ``share`` the result may be a view of an internal cache.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -9,6 +10,7 @@ from numpy.typing import DTypeLike
 
 from .._types import Array
 from .._validate import as_array, check_sequence, positive_int
+from ..explanation import Explanation, Line, Step, bias_sum, outer_sum, shape
 from ..functional import column_sums
 from .base import Weighted, register_layer
 
@@ -83,3 +85,59 @@ class Dense(Weighted):
         if self.bias:
             column_sums(G, out=self.grads["b"])  # Σ_t δ_t: (O,)
         return (G @ self.params["W"].T).reshape(T, B, I)  # (T, B, I)
+
+    # --- explain: o_t = u_t @ W + b, and dW as a sum of outer products ----------------------
+    explain_stem = "o"
+
+    def explain_forward(self, ex: Explanation, at: Step) -> None:
+        """``o_t = u_t @ W + b`` with the operands' shapes."""
+        W, B, O = self.params["W"], at.x.shape[1], self.out_features
+        rhs = f"{at.u}{at.t_in} @ W" + (" + b" if self.bias else "")
+        shapes = f"{shape((B, W.shape[0]))}@{shape(W.shape)}" + (f" + {shape((O,))}" if self.bias else "")
+        shapes += f" -> {shape((B, O))}{at.steps}"
+        ex.forward.append(Line(f"{at.v}{at.t_in}", rhs, shapes, at.y))
+
+    def explain_backward(self, ex: Explanation, at: Step) -> None:
+        """``δu_t = δo_t @ Wᵀ``; ``dW = Σ_t u_tᵀ·δo_t`` and ``db = Σ_t Σ_b δo_t``."""
+        W, (T, B, _) = self.params["W"], at.x.shape
+        I, O = W.shape
+        shapes = f"{shape((B, O))}@{shape((O, I))} -> {shape((B, I))}{at.steps}"
+        ex.backward.append(Line(f"δ{at.u}{at.t_in}", f"δ{at.v}{at.t_in} @ Wᵀ", shapes, at.grad_x))
+        ex.identities.append((f"δ{at.u} = δ{at.v} @ Wᵀ", at.grad_y @ W.T, at.grad_x))
+        steps = [f"_{t}" if at.seq else "" for t in range(1, T + 1)]
+        deltas = [(f"δ{at.v}{s}", d) for s, d in zip(steps, at.grad_y, strict=True)]
+        inputs = [(f"{at.u}{s}", x) for s, x in zip(steps, at.x, strict=True)]
+        sums = [outer_sum(at.prefix + "W", W.shape, inputs, deltas)]
+        if self.bias:
+            sums.append(bias_sum(at.prefix + "b", deltas))
+        ex.gradients[0:0] = sums
+
+    # --- The torch form: nn.Linear computes x Wᵀ + b, so its weight is bptt's W transposed ---
+    def torch_forward(self, torch: Any, x: Any, params: Mapping[str, Any], state: Any = None) -> Any:
+        """``y_t = x_t W + b`` on tensors: ``x (T, B, I) -> y (T, B, O)``."""
+        y = x @ params["W"]
+        return y + params["b"] if self.bias else y
+
+    def to_torch_module(self, torch: Any) -> Any:
+        """``nn.Linear`` with ``weight = Wᵀ`` and ``bias = b``."""
+        dtype = getattr(torch, self.dtype.name)
+        linear = torch.nn.Linear(self.in_features, self.out_features, bias=self.bias, dtype=dtype)
+        with torch.no_grad():
+            linear.weight.copy_(torch.as_tensor(self.params["W"].T))
+            if self.bias:
+                linear.bias.copy_(torch.as_tensor(self.params["b"]))
+        return linear
+
+    @classmethod
+    def torch_counterpart(cls, torch: Any) -> Any:
+        return torch.nn.Linear
+
+    @classmethod
+    def from_torch_module(cls, module: Any) -> Dense:
+        """``W = weightᵀ``, ``b = bias``, in the weight's dtype."""
+        weight, bias = module.weight.detach().cpu().numpy(), module.bias is not None  # weight (O, I)
+        dense = cls(module.in_features, module.out_features, bias=bias, rng=0, dtype=weight.dtype)
+        dense.params["W"][...] = weight.T
+        if bias:
+            dense.params["b"][...] = module.bias.detach().cpu().numpy()
+        return dense

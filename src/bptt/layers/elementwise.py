@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from .._types import Array
 from .._validate import as_array, check_sequence
-from ..functional import ACTIVATIONS
+from ..explanation import Explanation, Line, Step, as_factor, shape
+from ..functional import ACTIVATIONS, torch_activation
 from .base import Layer, register_layer
 
 __all__ = ["Elementwise", "ReLU", "Sigmoid", "Tanh"]
@@ -42,6 +46,39 @@ class Elementwise(Layer):
         grad_x = ACTIVATIONS[self.activation].grad(self._y)
         grad_x *= g
         return grad_x
+
+    # --- The torch form -------------------------------------------------------------------------
+    def torch_forward(self, torch: Any, x: Any, params: Mapping[str, Any], state: Any = None) -> Any:
+        """``y = f(x)`` on a tensor ``(T, B, F)``."""
+        return torch_activation(torch, self.activation)(x)
+
+    @classmethod
+    def torch_counterpart(cls, torch: Any) -> Any:
+        """``nn.Sigmoid``, ``nn.Tanh``, ``nn.ReLU`` or ``nn.Identity``, by ``activation``."""
+        nn = torch.nn
+        modules = {"sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "relu": nn.ReLU, "identity": nn.Identity}
+        return modules[cls.activation]
+
+    def to_torch_module(self, torch: Any) -> Any:
+        return self.torch_counterpart(torch)()
+
+    @classmethod
+    def from_torch_module(cls, module: Any) -> Elementwise:
+        return cls()
+
+    # --- explain: s_t = f(u_t), δu_t = δs_t ⊙ f' ----------------------------------------------
+    def explain_forward(self, ex: Explanation, at: Step) -> None:
+        """``s_t = f(u_t)``."""
+        f = {"sigmoid": "σ"}.get(self.activation, self.activation)
+        rhs = f"{f}({at.u}{at.t_in})"
+        ex.forward.append(Line(f"{at.v}{at.t_in}", rhs, shape(at.x.shape[1:]) + at.steps, at.y))
+
+    def explain_backward(self, ex: Explanation, at: Step) -> None:
+        """``δu_t = δs_t ⊙ f'``, with ``f'`` written in terms of the output ``s_t``."""
+        d = ACTIVATIONS[self.activation]
+        rhs = f"δ{at.v}{at.t_in} ⊙ " + as_factor(d.formula.replace("y", f"{at.v}{at.t_in}"))
+        ex.backward.append(Line(f"δ{at.u}{at.t_in}", rhs, shape(at.grad_y.shape[1:]) + at.steps, at.grad_x))
+        ex.identities.append((f"δ{at.u} = δ{at.v} ⊙ {d.formula}", at.grad_y * d.grad(at.y), at.grad_x))
 
 
 @register_layer

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from functools import cache
 from typing import Any
 
 import numpy as np
 
 from .._types import Array
 from .._validate import as_array, check_sequence
+from ..explanation import Explanation, Line, Step, shape
 from .base import Layer, register_layer
 
 __all__ = ["Last"]
@@ -37,3 +40,51 @@ class Last(Layer):
         grad_x = np.zeros(self._in_shape, g.dtype)  # (T, B, F)
         grad_x[-1] = g[0]
         return grad_x
+
+    # --- explain: the kept step keeps its variable's name ------------------------------------
+    explain_stem = None  # the kept step is still the input's variable
+    explain_one_step = True
+
+    def explain_forward(self, ex: Explanation, at: Step) -> None:
+        """``v = u_T``: only the last step goes on."""
+        T = at.x.shape[0]
+        rhs = f"{at.u}_{T}  (Last: only step T goes on)"
+        ex.forward.append(Line(at.v, rhs, shape(at.x.shape[1:]), at.y[0]))
+
+    def explain_backward(self, ex: Explanation, at: Step) -> None:
+        """``δu_T = δv``, and zeros at the other steps."""
+        T = at.x.shape[0]
+        rhs = f"δ{at.v}; δ{at.u}_t = 0 for t < {T}"
+        ex.backward.append(Line(f"δ{at.u}_{T}", rhs, shape(at.grad_y.shape[1:]), at.grad_x))
+
+    # --- The torch form -------------------------------------------------------------------------
+    def torch_forward(self, torch: Any, x: Any, params: Mapping[str, Any], state: Any = None) -> Any:
+        """``x[-1:]``: ``(T, B, F) -> (1, B, F)``."""
+        return x[-1:]
+
+    @classmethod
+    def torch_counterpart(cls, torch: Any) -> Any:
+        """A small ``torch.nn.Module`` returning ``x[-1:]`` (torch has none)."""
+        return _torch_last()
+
+    def to_torch_module(self, torch: Any) -> Any:
+        return _torch_last()()
+
+    @classmethod
+    def from_torch_module(cls, module: Any) -> Last:
+        return cls()
+
+
+@cache
+def _torch_last() -> Any:
+    """The module class ``Last`` becomes in torch, defined once torch is imported."""
+    import torch
+
+    class Last(torch.nn.Module):
+        """Keep only the last step: ``(T, B, F) -> (1, B, F)``, like ``bptt.Last``."""
+
+        def forward(self, x: Any) -> Any:
+            return x[-1:]
+
+    Last.__module__, Last.__qualname__ = __name__, "Last"
+    return Last

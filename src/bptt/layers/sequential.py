@@ -70,6 +70,10 @@ class Sequential(Layer):
     def __iter__(self) -> Iterator[Layer]:
         return iter(self.layers)
 
+    def explain_chain(self) -> list[tuple[str, Layer]]:
+        """Every layer in order, with its param-key prefix ``"{i}."``."""
+        return [(f"{i}.", layer) for i, layer in enumerate(self.layers)]
+
     def forward(self, x: Array) -> Array:
         """``x (T, B, F_in) -> y (T', B, F_out)`` through every layer in order."""
         self._out_shape = None  # a forward that fails part-way leaves nothing to differentiate
@@ -102,6 +106,19 @@ class Sequential(Layer):
                 after[p] = final
         self._out_shape = x.shape
         return x, after
+
+    def torch_forward(
+        self, torch: Any, x: Any, params: Mapping[str, Any], state: Mapping[str, Any] | None = None
+    ) -> Any:
+        """Every layer's ``torch_forward`` in order; ``params`` keyed ``"{i}.{name}"`` and ``state``
+        by leaf prefix, as in ``params`` and ``run``."""
+        given = dict(state or {})
+        for i, layer in enumerate(self.layers):
+            p = f"{i}."
+            own = {k[len(p) :]: v for k, v in params.items() if k.startswith(p)}
+            inner = {k[len(p) :]: v for k, v in given.items() if k.startswith(p)}  # "1.fwd." -> "fwd."
+            x = layer.torch_forward(torch, x, own, inner.get("", inner or None))
+        return x
 
     def backward(self, grad_y: Array) -> Array:
         """``grad_y (T', B, F_out) -> grad_x (T, B, F_in)`` through every layer in reverse."""

@@ -17,8 +17,10 @@ from numpy.typing import DTypeLike
 from .._types import Array
 from .._validate import as_array, check_same_shape, check_sequence, positive_int
 from ..errors import ShapeError
+from ..explanation import Explanation, GradientSum, Line, Step, bias_sum, outer_sum, shape
 from ..functional import column_sums
 from ..layers import State, Weighted
+from .torch_form import to_torch_rnn
 
 __all__ = ["Recurrent", "dsigmoid_times"]
 
@@ -211,6 +213,98 @@ class Recurrent(Weighted):
         if buf is None or (what == "backward" and self.grad_h0 is None):
             raise ShapeError(f"{type(self).__name__}: read before {what}: run forward and backward first")
         return buf
+
+    # --- explain: what every cell's lines share ------------------------------------------------
+    explain_stem = "h"
+
+    def explain_states(self, at: Step) -> Array:
+        """``h_0 .. h_T`` of explain's forward pass, ``(T+1, B, H)``."""
+        return np.concatenate([self.initial_state(at.x.shape[1])[None], at.y])
+
+    def explain_start(self, ex: Explanation, at: Step) -> Array:
+        """Append ``h_0`` (the given ``h0``, or 0); return ``h_0 .. h_T`` ``(T+1, B, H)``."""
+        hs = self.explain_states(at)
+        ex.forward.append(
+            Line(f"{at.v}_0", "0" if self.h0 is None else "given h0", shape(hs.shape[1:]), hs[0])
+        )
+        return hs
+
+    def explain_sums(
+        self, ex: Explanation, at: Step, d_in: tuple[str, Array], d_rec: tuple[str, Array]
+    ) -> list[GradientSum]:
+        """Append ``δu_t = δ(input side)_t @ W_ihᵀ``; return ``dW_ih``, ``dW_hh`` (and ``db``) as sums.
+
+        ``d_in`` and ``d_rec`` are the name and the ``(T, B, G·H)`` δ of the input side
+        ``u_t W_ih + b`` and of the recurrent side ``h_{t-1} W_hh`` (the same but in GRU).
+        """
+        (in_name, d_x), (rec_name, d_h) = d_in, d_rec
+        W_ih, (T, B, I) = self.params["W_ih"], at.x.shape
+        shapes = f"{shape((B, W_ih.shape[1]))}@{shape(W_ih.T.shape)} -> {shape((B, I))}, t = 1..{T}"
+        ex.backward.append(Line(f"δ{at.u}_t", f"{in_name}_t @ W_ihᵀ", shapes, at.grad_x))
+        ex.identities.append((f"δ{at.u} = {in_name} @ W_ihᵀ", d_x @ W_ih.T, at.grad_x))
+        hs, steps = self.explain_states(at), range(1, T + 1)
+        deltas = [(f"{in_name}_{t}", d_x[t - 1]) for t in steps]
+        inputs = [(f"{at.u}_{t}", at.x[t - 1]) for t in steps]
+        states = [(f"{at.v}_{t - 1}", hs[t - 1]) for t in steps]
+        sums = [
+            outer_sum(at.prefix + "W_ih", W_ih.shape, inputs, deltas),
+            outer_sum(
+                at.prefix + "W_hh",
+                self.params["W_hh"].shape,
+                states,
+                [(f"{rec_name}_{t}", d_h[t - 1]) for t in steps],
+            ),
+        ]
+        if self.bias:
+            sums.append(bias_sum(at.prefix + "b", deltas))
+        return sums
+
+    # --- The torch form (torch is passed in, never imported here) ------------------------------
+    def torch_options(self) -> dict[str, Any]:
+        """Options of ``torch_counterpart`` beyond sizes, bias and dtype (RNN: ``nonlinearity``)."""
+        return {}
+
+    @classmethod
+    def config_from_torch(cls, module: Any) -> dict[str, Any]:
+        """The inverse of ``torch_options``: this cell's own options, read from a torch module."""
+        return {}
+
+    def torch_biases(self) -> tuple[Array, Array]:
+        """``(bias_ih, bias_hh)`` in torch's layout, both ``(G·H,)``: ``b`` and zeros (torch adds them)."""
+        b = self.params["b"]
+        return b, np.zeros_like(b)
+
+    def set_torch_biases(self, bias_ih: Array, bias_hh: Array) -> None:
+        """Fold torch's two biases ``(G·H,)`` into ``b = bias_ih + bias_hh``."""
+        self.params["b"][...] = bias_ih + bias_hh
+
+    def to_torch_module(self, torch: Any) -> Any:
+        """A wrapped ``torch_counterpart`` with this layer's weights and initial states (``bptt.bridge``)."""
+        return to_torch_rnn(torch, [self])
+
+    @classmethod
+    def from_torch_module(cls, module: Any, suffix: str = "l0") -> Recurrent:
+        """One direction of one layer of a torch recurrent module: ``suffix`` ``"l0"``, ``"l1_reverse"``, ...
+
+        The input size comes from ``weight_ih_{suffix} (G·H, I)``; bptt's weights are its transposes.
+        """
+
+        def read(name: str) -> Array:
+            return getattr(module, f"{name}_{suffix}").detach().cpu().numpy()
+
+        w_ih, own = read("weight_ih"), cls.config_from_torch(module)
+        layer = cls(w_ih.shape[1], module.hidden_size, bias=module.bias, rng=0, dtype=w_ih.dtype, **own)
+        layer.params["W_ih"][...], layer.params["W_hh"][...] = w_ih.T, read("weight_hh").T
+        if layer.bias:
+            layer.set_torch_biases(read("bias_ih"), read("bias_hh"))
+        return layer
+
+    def torch_state(self, torch: Any, x: Any, state: State | None) -> State:
+        """``state`` for ``torch_forward``, or zero tensors ``(B, H)`` of ``x``'s dtype when ``None``."""
+        if state is not None:
+            return state
+        zeros = x.new_zeros((x.shape[1], self.hidden_size))
+        return State(*(zeros for _ in self.state_names))
 
 
 def dsigmoid_times(y: Array, other: Array, out: Array) -> Array:

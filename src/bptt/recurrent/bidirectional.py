@@ -11,6 +11,7 @@ from .._types import Array
 from .._validate import weight_rng
 from ..layers import Layer, State, layer_types, register_layer
 from .base import Recurrent
+from .torch_form import to_torch_rnn
 
 __all__ = ["Bidirectional"]
 
@@ -116,3 +117,31 @@ class Bidirectional(Layer):
         grad_x = self.forward_layer.backward(g[:, :, :H])
         grad_x += self.backward_layer.backward(np.ascontiguousarray(g[::-1, :, H:]))[::-1]
         return grad_x
+
+    # --- The torch form: one torch module with bidirectional=True ------------------------------
+    def torch_forward(
+        self, torch: Any, x: Any, params: Mapping[str, Any], state: Mapping[str, State] | None = None
+    ) -> Any:
+        """Both directions' torch forms, the backward one on ``x`` flipped in time and flipped back,
+        concatenated: ``x (T, B, I) -> y (T, B, 2H)``. ``params`` and ``state`` are keyed
+        ``"fwd."``/``"bwd."``."""
+        given = dict(state or {})
+
+        def direction(layer: Layer, key: str, x: Any) -> Any:
+            own = {k.removeprefix(key): v for k, v in params.items() if k.startswith(key)}
+            return layer.torch_forward(torch, x, own, given.get(key))
+
+        ahead = direction(self.forward_layer, "fwd.", x)  # (T, B, H)
+        behind = direction(self.backward_layer, "bwd.", x.flip(0)).flip(0)  # (T, B, H), in step order
+        return torch.cat([ahead, behind], dim=2)  # (T, B, 2H)
+
+    def to_torch_module(self, torch: Any) -> Any:
+        """One ``nn.RNN``/``nn.LSTM``/``nn.GRU`` with ``bidirectional=True``; the ``*_reverse``
+        weights are ``backward_layer``'s. Both directions must share one configuration."""
+        fwd, bwd = self.forward_layer, self.backward_layer
+        if type(fwd) is not type(bwd) or fwd.config() != bwd.config() or self.dtype != bwd.dtype:
+            raise ValueError(
+                f"a Bidirectional whose directions differ ({fwd!r} and {bwd!r}); "
+                f"torch's bidirectional layers share one configuration"
+            )
+        return to_torch_rnn(torch, [fwd, bwd])

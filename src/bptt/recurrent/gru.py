@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import numpy as np
 
 from .._types import Array
 from ..errors import ShapeError
+from ..explanation import Explanation, Line, Step, bias_sum, numbered, shape
 from ..functional import column_sums, sigmoid
 from ..layers import State, register_layer
 from .base import Recurrent, dsigmoid_times
@@ -75,6 +79,40 @@ class GRU(Recurrent):
             h += n  # h_t = n + z ⊙ (h_{t-1} - n) = (1 - z) ⊙ n + z ⊙ h_{t-1}
         return hs
 
+    def torch_forward(self, torch: Any, x: Any, params: Mapping[str, Any], state: State | None = None) -> Any:
+        """The class docstring's equations on tensors, gates packed ``[r | z | n]``, one step at a time."""
+        H = self.hidden_size
+        h = self.torch_state(torch, x, state).h
+        hs = []
+        for x_t in x:
+            a, rec = x_t @ params["W_ih"], h @ params["W_hh"]
+            rec_n = rec[:, 2 * H :]
+            if self.bias:
+                a, rec_n = a + params["b"], rec_n + params["b_hn"]
+            r = torch.sigmoid(a[:, :H] + rec[:, :H])
+            z = torch.sigmoid(a[:, H : 2 * H] + rec[:, H : 2 * H])
+            n = torch.tanh(a[:, 2 * H :] + r * rec_n)  # the reset gate scales h W_hn + b_hn
+            h = (1.0 - z) * n + z * h
+            hs.append(h)
+        return torch.stack(hs)  # (T, B, H)
+
+    @classmethod
+    def torch_counterpart(cls, torch: Any) -> Any:
+        return torch.nn.GRU
+
+    def torch_biases(self) -> tuple[Array, Array]:
+        """``bias_ih = b`` and ``bias_hh = [0 (r), 0 (z), b_hn]``."""
+        b, bias_hh = super().torch_biases()
+        bias_hh[2 * self.hidden_size :] = self.params["b_hn"]
+        return b, bias_hh
+
+    def set_torch_biases(self, bias_ih: Array, bias_hh: Array) -> None:
+        """``b = bias_ih + [bias_hh_r, bias_hh_z, 0]`` and ``b_hn = bias_hh_n``."""
+        H, p = self.hidden_size, self.params
+        p["b"][...] = bias_ih
+        p["b"][: 2 * H] += bias_hh[: 2 * H]  # r and z: both biases sit outside the reset gate
+        p["b_hn"][...] = bias_hh[2 * H :]  # n: the reset gate scales h W_hn + b_hn
+
     def backward(self, grad_y: Array) -> Array:
         """``grad_y (T, B, H) -> grad_x (T, B, I)``; fills ``grads`` and ``grad_h0``.
 
@@ -138,3 +176,78 @@ class GRU(Recurrent):
         """δ of the recurrent pre-activations ``h W_hh (+ b_hn)`` ``(T, B, 3H)``: r̂, ẑ and ``r ⊙ δn̂``."""
         d_rec = self.cached("d_rec", "backward")
         return d_rec.reshape(d_rec.shape[0], d_rec.shape[1], -1).copy()
+
+    # --- explain: the gate equations, and each gate's share of δ -------------------------------
+    def explain_forward(self, ex: Explanation, at: Step) -> None:
+        """The input side ``â_t``, the recurrent side ``ĥ_t``, then ``r, z``, ``n`` and ``h_t``, per step."""
+        (T, B, I), H, sfx = at.x.shape, self.hidden_size, numbered("", at.v)
+        gates, hn = (self.forward_cache()[k] for k in ("gates", "hn"))
+        bh, bg = shape((B, H)), shape((B, 3 * H))
+        hs = self.explain_start(ex, at)
+        for t in range(1, T + 1):
+            a = at.x[t - 1] @ self.params["W_ih"] + self.params.get("b", 0.0)
+            rec = hs[t - 1] @ self.params["W_hh"]
+            rec[:, 2 * H :] += self.params.get("b_hn", 0.0)
+            rhs = f"{at.u}_{t} @ W_ih" + (" + b" if self.bias else "")
+            ex.forward.append(
+                Line(f"â{sfx}_{t}", rhs, f"{shape((B, I))}@{shape((I, 3 * H))} -> {bg}, blocks [r|z|n]", a)
+            )
+            rhs = f"{at.v}_{t - 1} @ W_hh" + (" + [0|0|b_hn]" if self.bias else "")
+            ex.forward.append(Line(f"ĥ{sfx}_{t}", rhs, f"{bh}@{shape((H, 3 * H))} -> {bg}", rec))
+            ex.identities.append(("GRU ĥ_n = h W_hn + b_hn", rec[:, 2 * H :], hn[t - 1]))
+            r, z, n = np.split(gates[t - 1], 3, axis=1)
+            rz = gates[t - 1][:, : 2 * H]
+            ex.forward.append(Line(f"r,z{sfx}_{t}", "σ(â_r + ĥ_r), σ(â_z + ĥ_z)", f"2×{bh}", rz))
+            ex.identities.append(("r, z = σ(â + ĥ)", sigmoid(a[:, : 2 * H] + rec[:, : 2 * H]), rz))
+            ex.forward.append(Line(f"n{sfx}_{t}", "tanh(â_n + r ⊙ ĥ_n)", bh, n))
+            ex.identities.append(("n = tanh(â_n + r ⊙ ĥ_n)", np.tanh(a[:, 2 * H :] + r * rec[:, 2 * H :]), n))
+            ex.forward.append(Line(f"{at.v}_{t}", f"(1 - z) ⊙ n + z ⊙ {at.v}_{t - 1}", bh, hs[t]))
+            ex.identities.append(("h_t = (1-z) ⊙ n + z ⊙ h_{t-1}", (1 - z) * n + z * hs[t - 1], hs[t]))
+
+    def explain_backward(self, ex: Explanation, at: Step) -> None:
+        """From ``t = T`` down: ``δh_t``, ``δn̂``, ``δẑ``, ``δr̂``, ``δĥ``; then ``δh_0``, ``δu_t``, sums."""
+        T, B, _ = at.x.shape
+        H, d_in, d_rec = self.hidden_size, self.grad_a, self.grad_r
+        z = self.forward_cache()["gates"][:, :, H : 2 * H]
+        dh = np.zeros((B, H))
+        for t in range(T, 0, -1):  # δh_t reaches h_{t-1} through W_hh and directly through z
+            later = d_rec[t] @ self.params["W_hh"].T + dh * z[t] if t < T else 0.0
+            dh = self._explain_step(ex, at, t, d_in, d_rec, later)
+        dh0 = d_rec[0] @ self.params["W_hh"].T + dh * z[0]
+        ex.backward.append(
+            Line(f"δ{at.v}_0", "(the same rule, one step before the first)", shape((B, H)), dh0)
+        )
+        assert self.grad_h0 is not None
+        ex.identities.append(("δh_0", dh0, self.grad_h0))
+        sums = self.explain_sums(ex, at, ("δâ", d_in), ("δĥ", d_rec))
+        if self.bias:
+            b_hn = bias_sum(
+                at.prefix + "b_hn", [(f"δĥ_n,{t}", d[:, 2 * H :]) for t, d in enumerate(d_rec, 1)]
+            )
+            b_hn.label = "db_hn"
+            sums.append(b_hn)
+        ex.gradients[0:0] = sums
+
+    def _explain_step(
+        self, ex: Explanation, at: Step, t: int, d_in: Array, d_rec: Array, later: Array | float
+    ) -> Array:
+        """Step ``t`` of BPTT, given ``∂L/∂h_t`` through step ``t+1`` (``later``); returns ``δh_t``."""
+        T, B, _ = at.x.shape
+        H, v, sfx, bh = self.hidden_size, at.v, numbered("", at.v), shape((B, self.hidden_size))
+        gates, hn = (self.forward_cache()[k] for k in ("gates", "hn"))
+        r, z, n = np.split(gates[t - 1], 3, axis=1)
+        h_prev = self.explain_states(at)[t - 1]
+        dh = at.grad_y[t - 1] + later
+        via = "" if t == T else f" + δ{v}_{t + 1} ⊙ z_{t + 1} + δĥ_{t + 1} @ W_hhᵀ"
+        ex.backward.append(Line(f"δ{v}_{t}", f"∂L/∂{v}_{t} from its output{via}", bh, dh))
+        dn = dh * (1 - z) * (1 - n * n)
+        dz = dh * (h_prev - n) * z * (1 - z)
+        dr = dn * hn[t - 1] * r * (1 - r)
+        ex.backward.append(Line(f"δn̂{sfx}_{t}", f"δ{v}_{t} ⊙ (1 - z) ⊙ (1 - n²)", bh, dn))
+        ex.backward.append(Line(f"δẑ{sfx}_{t}", f"δ{v}_{t} ⊙ ({v}_{t - 1} - n) ⊙ z(1 - z)", bh, dz))
+        ex.backward.append(Line(f"δr̂{sfx}_{t}", "δn̂ ⊙ ĥ_n ⊙ r(1 - r)", bh, dr))
+        rhs = "[δr̂ | δẑ | δn̂ ⊙ r]  (the recurrent side)"
+        ex.backward.append(Line(f"δĥ{sfx}_{t}", rhs, shape((B, 3 * H)), d_rec[t - 1]))
+        ex.identities.append(("GRU δâ_t", np.concatenate([dr, dz, dn], 1), d_in[t - 1]))
+        ex.identities.append(("GRU δĥ_t", np.concatenate([dr, dz, dn * r], 1), d_rec[t - 1]))
+        return dh

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import numpy as np
 
 from .._types import Array
 from ..errors import ShapeError
+from ..explanation import Explanation, Line, Step, numbered, shape
 from ..functional import sigmoid
 from ..layers import State, register_layer
 from .base import Recurrent, dsigmoid_times
@@ -89,6 +93,26 @@ class LSTM(Recurrent):
             np.multiply(o, tanh_c[t], out=hs[t + 1])  # h_t = o ⊙ tanh(c_t)
         return hs
 
+    def torch_forward(self, torch: Any, x: Any, params: Mapping[str, Any], state: State | None = None) -> Any:
+        """The class docstring's equations on tensors, gates packed ``[i | f | g | o]``, step by step."""
+        H = self.hidden_size
+        h, c = self.torch_state(torch, x, state)
+        hs = []
+        for x_t in x:
+            z = x_t @ params["W_ih"] + h @ params["W_hh"]
+            if self.bias:
+                z = z + params["b"]
+            i, f = torch.sigmoid(z[:, :H]), torch.sigmoid(z[:, H : 2 * H])
+            g, o = torch.tanh(z[:, 2 * H : 3 * H]), torch.sigmoid(z[:, 3 * H :])
+            c = f * c + i * g
+            h = o * torch.tanh(c)
+            hs.append(h)
+        return torch.stack(hs)  # (T, B, H)
+
+    @classmethod
+    def torch_counterpart(cls, torch: Any) -> Any:
+        return torch.nn.LSTM
+
     def backward(self, grad_y: Array) -> Array:
         """``grad_y (T, B, H) -> grad_x (T, B, I)``; fills ``grads``, ``grad_h0`` and ``grad_c0``.
 
@@ -145,3 +169,79 @@ class LSTM(Recurrent):
         """``δz_t = ∂L/∂z_t`` of the packed gate pre-activations ``(T, B, 4H)`` after ``backward``."""
         dz = self.cached("dz", "backward")
         return dz.reshape(dz.shape[0], dz.shape[1], -1).copy()
+
+    # --- explain: the gate equations, and each gate's share of δz ------------------------------
+    def explain_forward(self, ex: Explanation, at: Step) -> None:
+        """``z_t``, its gates ``i, f, g, o = σ, σ, tanh, σ``, ``c_t`` and ``h_t``, step by step."""
+        (T, B, I), H = at.x.shape, self.hidden_size
+        gates, c = (self.forward_cache()[k] for k in ("gates", "c"))
+        z_, c_, bh = numbered("z", at.v), numbered("c", at.v), shape((B, H))
+        hs = self.explain_start(ex, at)
+        ex.forward.append(Line(f"{c_}_0", "0" if self.c0 is None else "given c0", bh, c[0]))
+        shapes = f"{shape((B, I))}@{shape((I, 4 * H))} + {bh}@{shape((H, 4 * H))} -> {shape((B, 4 * H))}"
+        for t in range(1, T + 1):
+            z = (
+                at.x[t - 1] @ self.params["W_ih"]
+                + hs[t - 1] @ self.params["W_hh"]
+                + self.params.get("b", 0.0)
+            )
+            rhs = f"{at.u}_{t} @ W_ih + {at.v}_{t - 1} @ W_hh" + (" + b" if self.bias else "")
+            ex.forward.append(Line(f"{z_}_{t}", rhs, shapes + ", blocks [i|f|g|o]", z))
+            act = np.concatenate(
+                [sigmoid(z[:, : 2 * H]), np.tanh(z[:, 2 * H : 3 * H]), sigmoid(z[:, 3 * H :])], 1
+            )
+            rhs = f"σ, σ, tanh, σ of {z_}_{t}'s blocks"
+            ex.forward.append(Line(f"{numbered('i,f,g,o', at.v)}_{t}", rhs, f"4×{bh}", gates[t - 1]))
+            ex.identities.append(("LSTM gates = σ/tanh(z)", act, gates[t - 1]))
+            i, f, g, o = np.split(gates[t - 1], 4, axis=1)
+            ex.forward.append(Line(f"{c_}_{t}", f"f ⊙ {c_}_{t - 1} + i ⊙ g", f"{bh} -> {bh}", c[t]))
+            ex.identities.append(("c_t = f ⊙ c_{t-1} + i ⊙ g", f * c[t - 1] + i * g, c[t]))
+            ex.forward.append(Line(f"{at.v}_{t}", f"o ⊙ tanh({c_}_{t})", f"{bh} -> {bh}", hs[t]))
+            ex.identities.append(("h_t = o ⊙ tanh(c_t)", o * np.tanh(c[t]), hs[t]))
+
+    def explain_backward(self, ex: Explanation, at: Step) -> None:
+        """From ``t = T`` down: ``δh_t``, ``δc_t``, ``δz_t``; then ``δh_0``, ``δc_0``, ``δu_t``, the sums."""
+        T, B, _ = at.x.shape
+        dz, f = self.grad_a, self.forward_cache()["gates"][:, :, self.hidden_size : 2 * self.hidden_size]
+        v, c_, bh = at.v, numbered("c", at.v), shape((B, self.hidden_size))
+        dc = np.zeros((B, self.hidden_size))
+        for t in range(T, 0, -1):
+            dc = self._explain_step(ex, at, t, dz, dc * f[t] if t < T else dc)
+        dh0 = dz[0] @ self.params["W_hh"].T
+        ex.backward.append(Line(f"δ{v}_0", "(the same rule, one step before the first)", bh, dh0))
+        assert self.grad_h0 is not None and self.grad_c0 is not None
+        ex.identities.append(("δh_0", dh0, self.grad_h0))
+        ex.backward.append(Line(f"δ{c_}_0", f"δ{c_}_1 ⊙ f_1", bh, dc * f[0]))
+        ex.identities.append(("δc_0 = δc_1 ⊙ f_1", dc * f[0], self.grad_c0))
+        z_ = f"δ{numbered('z', v)}"
+        ex.gradients[0:0] = self.explain_sums(ex, at, (z_, dz), (z_, dz))
+
+    def _explain_step(self, ex: Explanation, at: Step, t: int, dz: Array, dc_later: Array) -> Array:
+        """Step ``t`` of BPTT, given ``δz_{t+1}`` in ``dz`` and ``δc_{t+1} ⊙ f_{t+1}``; returns ``δc_t``."""
+        T, B, _ = at.x.shape
+        H, v, c_, z_, bh = (
+            self.hidden_size,
+            at.v,
+            numbered("c", at.v),
+            numbered("z", at.v),
+            shape((B, self.hidden_size)),
+        )
+        gates, c = (self.forward_cache()[k] for k in ("gates", "c"))
+        i, f, g, o = np.split(gates[t - 1], 4, axis=1)
+        dh = at.grad_y[t - 1] + (dz[t] @ self.params["W_hh"].T if t < T else 0.0)
+        via = "" if t == T else f" + δ{z_}_{t + 1} @ W_hhᵀ"
+        ex.backward.append(Line(f"δ{v}_{t}", f"∂L/∂{v}_{t} from its output{via}", bh, dh))
+        tc = np.tanh(c[t])
+        dc = dh * o * (1 - tc * tc) + dc_later
+        via = "" if t == T else f" + δ{c_}_{t + 1} ⊙ f_{t + 1}"
+        ex.backward.append(Line(f"δ{c_}_{t}", f"δ{v}_{t} ⊙ o ⊙ (1 - tanh²{c_}_{t}){via}", bh, dc))
+        shares = [
+            dc * g * i * (1 - i),
+            dc * c[t - 1] * f * (1 - f),
+            dc * i * (1 - g * g),
+            dh * tc * o * (1 - o),
+        ]
+        rhs = "[δc ⊙ g ⊙ i(1-i) | δc ⊙ c_{t-1} ⊙ f(1-f) | δc ⊙ i ⊙ (1-g²) | δh ⊙ tanh(c) ⊙ o(1-o)]"
+        ex.backward.append(Line(f"δ{z_}_{t}", rhs, f"4×{bh} -> {shape((B, 4 * H))}", dz[t - 1]))
+        ex.identities.append(("δz_t: each gate's share", np.concatenate(shares, 1), dz[t - 1]))
+        return dc

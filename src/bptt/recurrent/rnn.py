@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from itertools import pairwise
 from typing import Any
 
@@ -9,7 +10,8 @@ import numpy as np
 from numpy.typing import DTypeLike
 
 from .._types import Array
-from ..functional import ACTIVATIONS
+from ..explanation import Explanation, Line, Mistake, Step, as_factor, numbered, shape, try_product
+from ..functional import ACTIVATIONS, torch_activation
 from ..layers import State, register_layer
 from .base import Recurrent
 
@@ -90,6 +92,32 @@ class RNN(Recurrent):
             act(h, out=h)  # h_t = act(a_t)
         return hs
 
+    def torch_forward(self, torch: Any, x: Any, params: Mapping[str, Any], state: State | None = None) -> Any:
+        """``h_t = act(x_t W_ih + h_{t-1} W_hh + b)`` on tensors, one step at a time."""
+        act, h = torch_activation(torch, self.activation), self.torch_state(torch, x, state).h
+        hs = []
+        for x_t in x:
+            a = x_t @ params["W_ih"] + h @ params["W_hh"]
+            h = act(a + params["b"] if self.bias else a)
+            hs.append(h)
+        return torch.stack(hs)  # (T, B, H)
+
+    @classmethod
+    def torch_counterpart(cls, torch: Any) -> Any:
+        return torch.nn.RNN
+
+    def torch_options(self) -> dict[str, Any]:
+        """``nonlinearity``: ``nn.RNN`` has only tanh and relu, so other activations raise ``ValueError``."""
+        if self.activation not in ("tanh", "relu"):
+            raise ValueError(
+                f"an RNN with activation {self.activation!r}; torch.nn.RNN has only 'tanh' and 'relu'"
+            )
+        return {"nonlinearity": self.activation}
+
+    @classmethod
+    def config_from_torch(cls, module: Any) -> dict[str, Any]:
+        return {"activation": module.nonlinearity}
+
     def backward(self, grad_y: Array) -> Array:
         """``grad_y (T, B, H) -> grad_x (T, B, I)``; fills ``grads`` and ``grad_h0 (B, H)``.
 
@@ -110,3 +138,83 @@ class RNN(Recurrent):
             np.dot(da_t, W_hh_T, out=dh_next)  # ∂L/∂h_{t-1} through W_hhᵀ: (B, H)
         self.grad_h0 = dh_next
         return self.weight_grads(hs[:-1], da)
+
+    # --- explain: a_t, h_t, and BPTT's δa_t step by step ---------------------------------------
+    def explain_forward(self, ex: Explanation, at: Step) -> None:
+        """``a_t = u_t @ W_ih + h_{t-1} @ W_hh + b`` and ``h_t = act(a_t)``, step by step."""
+        W_ih, W_hh, b = self.params["W_ih"], self.params["W_hh"], self.params.get("b", 0.0)
+        (T, B, I), H, a, act = at.x.shape, self.hidden_size, numbered("a", at.v), self.activation
+        hs = self.explain_start(ex, at)
+        shapes = f"{shape((B, I))}@{shape((I, H))} + {shape((B, H))}@{shape((H, H))}"
+        shapes += (f" + {shape((H,))}" if self.bias else "") + f" -> {shape((B, H))}"
+        for t in range(1, T + 1):
+            a_t = at.x[t - 1] @ W_ih + hs[t - 1] @ W_hh + b
+            rhs = f"{at.u}_{t} @ W_ih + {at.v}_{t - 1} @ W_hh" + (" + b" if self.bias else "")
+            ex.forward.append(Line(f"{a}_{t}", rhs, shapes, a_t))
+            rhs = f"{a}_{t}  (identity)" if act == "identity" else f"{act}({a}_{t})"
+            ex.forward.append(Line(f"{at.v}_{t}", rhs, shape((B, H)), hs[t]))
+            ex.identities.append((f"{at.v}_{t} = {act}({a}_{t})", ACTIVATIONS[act].fn(a_t.copy()), hs[t]))
+
+    def explain_backward(self, ex: Explanation, at: Step) -> None:
+        """From ``t = T`` down: ``δh_t``, ``δa_t = δh_t ⊙ act'``; then ``δh_0``, ``δu_t`` and the sums."""
+        T, B, _ = at.x.shape
+        H, W_hh, v, a = self.hidden_size, self.params["W_hh"], at.v, numbered("a", at.v)
+        da, dact, hs = self.grad_a, ACTIVATIONS[self.activation], self.explain_states(at)
+        bh, hh = shape((B, H)), shape((H, H))
+        for t in range(T, 0, -1):
+            if t == T:
+                dh = at.grad_y[t - 1]
+                ex.backward.append(
+                    Line(f"δ{v}_{t}", f"∂L/∂{v}_{t} from its output (no step {T + 1})", bh, dh)
+                )
+            else:
+                dh = at.grad_y[t - 1] + da[t] @ W_hh.T
+                rhs = f"∂L/∂{v}_{t} from its output + δ{a}_{t + 1} @ W_hhᵀ from step {t + 1}"
+                ex.backward.append(Line(f"δ{v}_{t}", rhs, f"{bh} + {bh}@{hh} -> {bh}", dh))
+            rhs = f"δ{v}_{t} ⊙ " + as_factor(dact.formula.replace("y", f"{v}_{t}"))
+            ex.backward.append(Line(f"δ{a}_{t}", rhs, f"{bh} ⊙ {bh} -> {bh}", da[t - 1]))
+            ex.identities.append((f"δ{a}_t = δ{v}_t ⊙ act'", dh * dact.grad(hs[t]), da[t - 1]))
+        assert self.grad_h0 is not None
+        ex.backward.append(Line(f"δ{v}_0", f"δ{a}_1 @ W_hhᵀ", f"{bh}@{hh} -> {bh}", self.grad_h0))
+        ex.identities.append((f"δ{v}_0 = δ{a}_1 @ W_hhᵀ", da[0] @ W_hh.T, self.grad_h0))
+        ex.gradients[0:0] = self.explain_sums(ex, at, (f"δ{a}", da), (f"δ{a}", da))
+
+    def explain_mistakes(self, at: Step, later: list[Step]) -> list[Mistake]:
+        """The products a learner writes instead at step T's BPTT, each evaluated with NumPy."""
+        T, u, a = at.x.shape[0], at.u, numbered("a", at.v)
+        da_T, x_T = self.grad_a[-1], at.x[-1]
+        W_ih, W_hh = self.params["W_ih"], self.params["W_hh"]
+        dW_ih = np.zeros_like(W_ih)
+        found = [
+            try_product(
+                f"δ{a}_{T} @ W_hh",
+                "forgot the transpose: W_hh is square, so no error warns you",
+                np.matmul,
+                da_T,
+                W_hh,
+                expect=da_T @ W_hh.T,
+            ),
+            try_product(f"W_hh @ δ{a}_{T}", "multiplied on the wrong side", np.matmul, W_hh, da_T),
+            try_product(
+                f"δ{a}_{T} @ W_ih", "forgot the transpose of the input weight", np.matmul, da_T, W_ih
+            ),
+            try_product(
+                f"{u}_{T} @ δ{a}_{T}",
+                f"inner product instead of the outer product {u}ᵀ·δ",
+                np.matmul,
+                x_T,
+                da_T,
+            ),
+            try_product(
+                f"dW_ih += δ{a}_{T}ᵀ·{u}_{T}",
+                "outer product the wrong way round: (H, I), not (I, H)",
+                lambda d, x: np.add(dW_ih, d.T @ x),
+                da_T,
+                x_T,
+            ),
+        ]
+        dense = next((s for s in later if "W" in s.params), None)  # a later layer's δ, as in the seed
+        if dense is not None:
+            why = "the seed's mistake: another layer's δ against a whole weight"
+            found.append(try_product(f"δ{dense.v} @ W_hh", why, np.matmul, dense.grad_y[-1], W_hh))
+        return found

@@ -86,6 +86,7 @@ class Vocabulary:
 
     @classmethod
     def of(cls, text: str) -> Vocabulary:
+        """The characters of ``text``, sorted."""
         return cls("".join(sorted(set(text))))
 
     def __len__(self) -> int:
@@ -100,6 +101,7 @@ class Vocabulary:
         return np.fromiter((index[c] for c in text), np.int64, len(text))
 
     def decode(self, ids: NDArray[np.integer[Any]]) -> str:
+        """The text of indices ``ids (N,)``."""
         return "".join(self.chars[i] for i in ids)
 
 

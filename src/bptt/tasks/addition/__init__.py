@@ -5,12 +5,14 @@ the target is bit ``t`` of ``a + b``; there are ``T = n_bits + 1`` steps so the 
 one. An RNN that learns the carry on 8-bit sums adds numbers of any length exactly.
 
 ``bits`` encodes numbers and draws sums, ``evaluate`` measures and streams an adder,
-``training`` trains one, and ``probe`` looks inside it.
+``training`` trains one, ``probe`` looks inside it, and ``plots`` draws what it finds there
+(matplotlib, the optional ``bptt[plot]`` extra, is imported only when a picture is drawn).
 """
 
 from ...stopping import Diverged, Interrupted, TrainingStopped
 from .bits import bits_to_int, decode, encode, int_to_bits, make_batch
 from .evaluate import ACCELERATE_FROM, CHUNK, accuracy, add, predict_bits
+from .plots import plot_hidden, plot_pca
 from .probe import CarryProbe, carry_bits, carry_probe, hidden_states
 from .training import PRESETS, History, Recipe, build_model, operand_width, train
 
@@ -36,6 +38,8 @@ __all__ = [
     "int_to_bits",
     "make_batch",
     "operand_width",
+    "plot_hidden",
+    "plot_pca",
     "predict_bits",
     "train",
 ]
