@@ -70,10 +70,12 @@ class Layer:
 
     @property
     def params(self) -> dict[str, Array]:
+        """The layer's weights by name; optimizers update these arrays in place."""
         return self._params
 
     @property
     def grads(self) -> dict[str, Array]:
+        """``dL/dparam`` for every param, same keys and shapes; ``backward`` overwrites them."""
         return self._grads
 
     @property
@@ -271,6 +273,7 @@ class Weighted(Layer):
         self._rng = weight_rng(rng, name)
 
     def config(self) -> dict[str, Any]:
+        """The dtype's name (``"float64"``); subclasses add their sizes."""
         return {"dtype": self.dtype.name}
 
     def _uniform(self, k: float, shape: tuple[int, ...]) -> Array:

@@ -55,13 +55,16 @@ class Dense(Weighted):
 
     @property
     def input_size(self) -> int:
+        """``I``, features per step of ``x``."""
         return self.in_features
 
     @property
     def output_size(self) -> int:
+        """``O``, features per step of ``y``."""
         return self.out_features
 
     def config(self) -> dict[str, Any]:
+        """``in_features``, ``out_features``, ``bias`` and the dtype."""
         own = {"in_features": self.in_features, "out_features": self.out_features, "bias": self.bias}
         return own | super().config()
 
@@ -130,6 +133,7 @@ class Dense(Weighted):
 
     @classmethod
     def torch_counterpart(cls, torch: Any) -> Any:
+        """``torch.nn.Linear``."""
         return torch.nn.Linear
 
     @classmethod

@@ -60,10 +60,12 @@ class Elementwise(Layer):
         return modules[cls.activation]
 
     def to_torch_module(self, torch: Any) -> Any:
+        """``torch.nn.Sigmoid``, ``Tanh`` or ``ReLU``."""
         return self.torch_counterpart(torch)()
 
     @classmethod
     def from_torch_module(cls, module: Any) -> Elementwise:
+        """The bptt activation of a torch activation module."""
         return cls()
 
     # --- explain: s_t = f(u_t), δu_t = δs_t ⊙ f' ----------------------------------------------

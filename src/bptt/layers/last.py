@@ -68,10 +68,12 @@ class Last(Layer):
         return _torch_last()
 
     def to_torch_module(self, torch: Any) -> Any:
+        """A torch module that keeps the last step: ``(T, B, F) -> (1, B, F)``."""
         return _torch_last()()
 
     @classmethod
     def from_torch_module(cls, module: Any) -> Last:
+        """``Last()`` from the module ``to_torch_module`` made."""
         return cls()
 
 

@@ -43,22 +43,27 @@ class Sequential(Layer):
 
     @property
     def params(self) -> dict[str, Array]:
+        """Every layer's params keyed ``"{i}.{name}"``: the layers' own arrays."""
         return {f"{i}.{k}": v for i, layer in enumerate(self.layers) for k, v in layer.params.items()}
 
     @property
     def grads(self) -> dict[str, Array]:
+        """Every layer's grads keyed ``"{i}.{name}"``: the layers' own arrays."""
         return {f"{i}.{k}": v for i, layer in enumerate(self.layers) for k, v in layer.grads.items()}
 
     @property
     def input_size(self) -> int | None:
+        """The first sized layer's input features (``None``: any)."""
         return next((n for n in (layer.input_size for layer in self.layers) if n is not None), None)
 
     @property
     def output_size(self) -> int | None:
+        """The last sized layer's output features (``None``: the input's)."""
         sizes = (layer.output_size for layer in reversed(self.layers))
         return next((n for n in sizes if n is not None), None)
 
     def sublayers(self) -> list[tuple[str, Layer]]:
+        """``[("0", layer_0), ("1", layer_1), ...]``."""
         return [(str(i), layer) for i, layer in enumerate(self.layers)]
 
     def __getitem__(self, i: int) -> Layer:

@@ -72,13 +72,16 @@ class Recurrent(Weighted):
 
     @property
     def input_size(self) -> int:
+        """``I``, features per step of ``x``."""
         return self._input_size
 
     @property
     def output_size(self) -> int:
+        """``H``, the hidden size."""
         return self.hidden_size
 
     def config(self) -> dict[str, Any]:
+        """``input_size``, ``hidden_size``, ``bias``, ``stateful`` and the dtype."""
         own = {"input_size": self.input_size, "hidden_size": self.hidden_size, "bias": self.bias}
         return own | {"stateful": self.stateful} | super().config()
 
@@ -98,6 +101,7 @@ class Recurrent(Weighted):
 
     @state.setter
     def state(self, value: State | None) -> None:
+        """``State(h0)`` for the next ``forward``, or ``None`` (zeros)."""
         self.h0 = None if value is None else value.h
 
     @property

@@ -55,18 +55,22 @@ class Bidirectional(Layer):
 
     @property
     def params(self) -> dict[str, Array]:
+        """Both directions' params, keyed ``"fwd.{name}"`` and ``"bwd.{name}"``."""
         return self._prefixed("params")
 
     @property
     def grads(self) -> dict[str, Array]:
+        """Both directions' grads, keyed like ``params``."""
         return self._prefixed("grads")
 
     @property
     def input_size(self) -> int:
+        """``I``, features per step of ``x``."""
         return self.forward_layer.input_size
 
     @property
     def output_size(self) -> int:
+        """``2H``: both directions' hidden states side by side."""
         return 2 * self.hidden_size
 
     def _prefixed(self, what: str) -> dict[str, Array]:
@@ -76,10 +80,12 @@ class Bidirectional(Layer):
         return out
 
     def config(self) -> dict[str, Any]:
+        """The wrapped cell's type name and its config."""
         return {"layer": type(self.forward_layer).__name__, **self.forward_layer.config()}
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Layer:
+        """Rebuild from ``config()``: the cell named by ``layer``, in both directions."""
         kinds = {name: kind for name, kind in layer_types().items() if issubclass(kind, Recurrent)}
         inner = dict(config)
         kind = inner.pop("layer", None)
@@ -88,6 +94,7 @@ class Bidirectional(Layer):
         return cls(kinds[kind].from_config(inner))
 
     def sublayers(self) -> list[tuple[str, Layer]]:
+        """``[("fwd", forward_layer), ("bwd", backward_layer)]``."""
         return [("fwd", self.forward_layer), ("bwd", self.backward_layer)]
 
     def forward(self, x: Array) -> Array:

@@ -98,6 +98,7 @@ class GRU(Recurrent):
 
     @classmethod
     def torch_counterpart(cls, torch: Any) -> Any:
+        """``torch.nn.GRU``."""
         return torch.nn.GRU
 
     def torch_biases(self) -> tuple[Array, Array]:

@@ -54,6 +54,7 @@ class LSTM(Recurrent):
     grad_c0: Array | None = None
 
     def held(self) -> tuple[Array | None, ...]:
+        """``(h0, c0)``, the initial states the next ``forward`` reads."""
         return (self.h0, self.c0)
 
     @property
@@ -63,10 +64,12 @@ class LSTM(Recurrent):
 
     @state.setter
     def state(self, value: State | None) -> None:
+        """``State(h0, c0)`` for the next ``forward``, or ``None`` (zeros)."""
         self.h0, self.c0 = (None, None) if value is None else value
 
     @property
     def grad_state(self) -> State:
+        """``State(grad_h0, grad_c0)`` after ``backward``, each ``(B, H)``."""
         return State(super().grad_state.h, self.grad_c0)
 
     def _steps(self, x: Array, start: State) -> Array:
@@ -111,6 +114,7 @@ class LSTM(Recurrent):
 
     @classmethod
     def torch_counterpart(cls, torch: Any) -> Any:
+        """``torch.nn.LSTM``."""
         return torch.nn.LSTM
 
     def backward(self, grad_y: Array) -> Array:

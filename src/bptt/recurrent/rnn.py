@@ -66,6 +66,7 @@ class RNN(Recurrent):
         super().__init__(input_size, hidden_size, bias=bias, stateful=stateful, rng=rng, dtype=dtype)
 
     def config(self) -> dict[str, Any]:
+        """``input_size``, ``hidden_size``, ``activation``, ``bias``, ``stateful`` and the dtype."""
         base = super().config()
         return {k: base[k] for k in ("input_size", "hidden_size")} | {"activation": self.activation} | base
 
@@ -104,6 +105,7 @@ class RNN(Recurrent):
 
     @classmethod
     def torch_counterpart(cls, torch: Any) -> Any:
+        """``torch.nn.RNN``."""
         return torch.nn.RNN
 
     def torch_options(self) -> dict[str, Any]:
@@ -116,6 +118,7 @@ class RNN(Recurrent):
 
     @classmethod
     def config_from_torch(cls, module: Any) -> dict[str, Any]:
+        """What an ``nn.RNN`` adds to the shared recurrent config: its ``nonlinearity`` as ``activation``."""
         return {"activation": module.nonlinearity}
 
     def backward(self, grad_y: Array) -> Array:
