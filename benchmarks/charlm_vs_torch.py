@@ -2,10 +2,13 @@
 
 Both engines train an LSTM (or RNN) over one-hot characters -> Linear, softmax cross-entropy, Adam,
 gradient clipping at 5 and truncated BPTT(k1, k2) over the same parallel streams of the shipped
-corpus, for the same number of updates, on one thread. The table gives held-out bits per
-character and the wall time per update.
+corpus, on one thread, on the same schedule: the held-out bpc is measured every ``--check-every``
+updates and at the last, each engine keeps its best check's model, and both stop early after
+``--patience`` checks without a lower bpc (``--patience 0``: never). The table gives each
+engine's best held-out bits per character, the update it came from and of how many, and the wall
+time per update (the held-out checks excluded).
 
-    python benchmarks/charlm_vs_torch.py                      # LSTM 128, 1500 updates
+    python benchmarks/charlm_vs_torch.py                      # LSTM 128, up to 1500 updates
     python benchmarks/charlm_vs_torch.py --cell rnn --steps 300
 """
 
@@ -14,62 +17,117 @@ from __future__ import annotations
 import argparse
 import math
 import time
+from collections.abc import Iterator
+from typing import Any
 
 from bptt.tasks import charlm
 from bptt.tbptt import windows
 
 
-def train_torch(
-    text: str, cell: str, hidden: int, steps: int, batch: int, k1: int, k2: int, seed: int
-) -> tuple:
-    """The charlm recipe in torch; returns (held-out bpc, seconds per update)."""
-    import torch
+class TorchRun:
+    """The charlm recipe in torch: the model, its optimizer, the streams and the held-out text."""
 
-    torch.manual_seed(seed)
-    vocab = charlm.Vocabulary.of(text)
-    V = len(vocab)
-    train_ids, held = charlm.split(vocab.encode(text))
-    xs, ys = charlm.streams(train_ids, batch)
-    rnn = (torch.nn.LSTM if cell == "lstm" else torch.nn.RNN)(V, hidden, dtype=torch.float64)
-    head = torch.nn.Linear(hidden, V, dtype=torch.float64)
-    params = [*rnn.parameters(), *head.parameters()]
-    opt = torch.optim.Adam(params, lr=0.005)
-    x_all = torch.nn.functional.one_hot(torch.from_numpy(xs), V).double()
-    y_all = torch.from_numpy(ys)
-    plan = windows(len(xs), k1, k2)
-    step, start = 0, time.perf_counter()
-    while step < steps:
-        state = None  # each pass starts from zeros, as in bptt
-        for j, (s, loss_from, e) in enumerate(plan):
-            following = plan[j + 1][0] if j + 1 < len(plan) else len(xs)
-            # Run to the next window's start, keep that state (cut from the graph), then finish.
-            parts, carry = [], state
-            if following > s:
-                out, carry = rnn(x_all[s:following], state)
-                parts.append(out)
-            if e > following:
-                parts.append(rnn(x_all[following:e], carry)[0])
-            logits = head(torch.cat(parts)[loss_from - s :])
-            loss = torch.nn.functional.cross_entropy(logits.reshape(-1, V), y_all[loss_from:e].reshape(-1))
-            opt.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 5.0)
-            opt.step()
-            state = (
-                None
-                if carry is None
-                else tuple(c.detach() for c in carry)
-                if cell == "lstm"
-                else carry.detach()
-            )
-            step += 1
-            if step == steps:
-                break
-    seconds = (time.perf_counter() - start) / steps
-    with torch.no_grad():
-        out, _ = rnn(torch.nn.functional.one_hot(torch.from_numpy(held[:-1]), V).double()[:, None])
-        ce = torch.nn.functional.cross_entropy(head(out[:, 0]), torch.from_numpy(held[1:]), reduction="mean")
-    return float(ce) / math.log(2.0), seconds
+    def __init__(self, text: str, cell: str, hidden: int, batch: int, seed: int) -> None:
+        import torch
+
+        torch.manual_seed(seed)
+        self.torch, self.cell = torch, cell
+        vocab = charlm.Vocabulary.of(text)
+        self.V = V = len(vocab)
+        train_ids, self.held = charlm.split(vocab.encode(text))
+        xs, ys = charlm.streams(train_ids, batch)
+        self.rnn = (torch.nn.LSTM if cell == "lstm" else torch.nn.RNN)(V, hidden, dtype=torch.float64)
+        self.head = torch.nn.Linear(hidden, V, dtype=torch.float64)
+        self.params = [*self.rnn.parameters(), *self.head.parameters()]
+        self.opt = torch.optim.Adam(self.params, lr=0.005)
+        self.x_all = torch.nn.functional.one_hot(torch.from_numpy(xs), V).double()
+        self.y_all = torch.from_numpy(ys)
+
+    def updates(self, k1: int, k2: int) -> Iterator[None]:
+        """BPTT(k1, k2) over the streams, pass after pass, each pass from zero states, as in bptt."""
+        torch, F = self.torch, self.torch.nn.functional
+        plan = windows(len(self.x_all), k1, k2)
+        while True:
+            state = None
+            for j, (s, loss_from, e) in enumerate(plan):
+                following = plan[j + 1][0] if j + 1 < len(plan) else len(self.x_all)
+                # Run to the next window's start, keep that state (cut from the graph), then finish.
+                parts, carry = [], state
+                if following > s:
+                    out, carry = self.rnn(self.x_all[s:following], state)
+                    parts.append(out)
+                if e > following:
+                    parts.append(self.rnn(self.x_all[following:e], carry)[0])
+                logits = self.head(torch.cat(parts)[loss_from - s :])
+                loss = F.cross_entropy(logits.reshape(-1, self.V), self.y_all[loss_from:e].reshape(-1))
+                self.opt.zero_grad()
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(self.params, 5.0)
+                self.opt.step()
+                state = None if carry is None else self._detach(carry)
+                yield
+
+    def _detach(self, carry: Any) -> Any:
+        """The recurrent state cut from the graph: ``(h, c)`` for an LSTM, ``h`` for an RNN."""
+        return tuple(c.detach() for c in carry) if self.cell == "lstm" else carry.detach()
+
+    def bpc(self) -> float:
+        """Held-out bits per character, the whole held-out text as one stream from zero states."""
+        torch, F = self.torch, self.torch.nn.functional
+        with torch.no_grad():
+            out, _ = self.rnn(F.one_hot(torch.from_numpy(self.held[:-1]), self.V).double()[:, None])
+            ce = F.cross_entropy(self.head(out[:, 0]), torch.from_numpy(self.held[1:]), reduction="mean")
+        return float(ce) / math.log(2.0)
+
+
+def train_torch(
+    text: str,
+    cell: str,
+    hidden: int,
+    steps: int,
+    batch: int,
+    k1: int,
+    k2: int,
+    seed: int,
+    check_every: int,
+    patience: int | None,
+) -> tuple[float, int, int, float]:
+    """Train on charlm's schedule in torch: (best bpc, its update, updates, seconds per update).
+
+    Checks come every ``check_every`` updates and at the last; the best check's bpc is kept
+    (its update too), and training stops after ``patience`` checks without a lower bpc.
+    """
+    run = TorchRun(text, cell, hidden, batch, seed)
+    best_bpc, best_step, since, spent, step = math.inf, 0, 0, 0.0, 0
+    updates = run.updates(k1, k2)
+    while step < steps and (patience is None or since < patience):
+        start = time.perf_counter()
+        next(updates)
+        spent += time.perf_counter() - start
+        step += 1
+        if step % check_every == 0 or step == steps:
+            value = run.bpc()
+            if value < best_bpc:
+                best_bpc, best_step, since = value, step, 0
+            else:
+                since += 1
+    return best_bpc, best_step, step, spent / step
+
+
+def train_bptt(text: str, cell: str, **recipe: int | None) -> tuple[float, int, int, float]:
+    """``charlm.train``: (best bpc, its update, updates, seconds per update without the checks)."""
+    spent, last = [0.0], [time.perf_counter()]
+
+    def clock(step: int, loss: float, history: charlm.CharHistory) -> None:
+        now = time.perf_counter()
+        if not (history.check_step and history.check_step[-1] == step):
+            spent[0] += now - last[0]
+        last[0] = now
+
+    _, _, history = charlm.train(text, cell=cell, callback=clock, **recipe)  # type: ignore[arg-type]
+    updates = len(history.loss)
+    unchecked = updates - len(history.check_step)
+    return history.best_bpc, history.best_step, updates, spent[0] / max(unchecked, 1)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -80,6 +138,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--k1", type=int, default=25)
     p.add_argument("--k2", type=int, default=50)
+    p.add_argument("--check-every", type=int, default=100)
+    p.add_argument("--patience", type=int, default=charlm.PATIENCE, help="0: never stop early")
     args = p.parse_args(argv)
 
     import torch
@@ -90,21 +150,23 @@ def main(argv: list[str] | None = None) -> None:
     vocab = charlm.Vocabulary.of(text)
     train_ids, held = charlm.split(vocab.encode(text))
     recipe = {"hidden": args.hidden, "steps": args.steps, "batch": args.batch, "k1": args.k1, "k2": args.k2}
+    schedule = {"check_every": args.check_every, "patience": args.patience or None}
     with threadpool_limits(limits=1):
-        _, _, history = charlm.train(text, cell=args.cell, check_every=args.steps, **recipe)
-        ours = history.seconds / args.steps
-        theirs_bpc, theirs = train_torch(text, args.cell, seed=0, **recipe)
+        ours = train_bptt(text, args.cell, **recipe, **schedule)
+        theirs = train_torch(text, args.cell, seed=0, **recipe, **schedule)
     rows = [
         ("unigram, add-one smoothing", charlm.unigram_bpc(train_ids, held, len(vocab)), None),
         ("bigram, add-one smoothing", charlm.bigram_bpc(train_ids, held, len(vocab)), None),
-        (f"bptt {args.cell.upper()} {args.hidden}", history.bpc[-1], ours),
-        (f"torch {args.cell.upper()} {args.hidden}", theirs_bpc, theirs),
+        (f"bptt {args.cell.upper()} {args.hidden}", ours[0], ours[1:]),
+        (f"torch {args.cell.upper()} {args.hidden}", theirs[0], theirs[1:]),
     ]
-    print(f"{'model':<28} {'held-out bpc':>12} {'ms / update':>12}")
-    for name, value, seconds in rows:
-        ms = "" if seconds is None else f"{1000 * seconds:.1f}"
-        print(f"{name:<28} {value:>12.3f} {ms:>12}")
-    print(f"time per update, bptt / torch: {ours / theirs:.2f}")
+    stop = f"stop after {args.patience} checks without a lower bpc" if args.patience else "no early stop"
+    print(f"best check of each engine: held-out bpc every {args.check_every} updates and at the last; {stop}")
+    print(f"{'model':<28} {'best held-out bpc':>17} {'at update':>10} {'of':>6} {'ms / update':>12}")
+    for name, value, run in rows:
+        at, of, ms = ("", "", "") if run is None else (f"{run[0]}", f"{run[1]}", f"{1000 * run[2]:.1f}")
+        print(f"{name:<28} {value:>17.3f} {at:>10} {of:>6} {ms:>12}")
+    print(f"time per update (checks excluded), bptt / torch: {ours[3] / theirs[3]:.2f}")
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import signal
 from collections import Counter
 from itertools import pairwise
@@ -145,6 +146,70 @@ def test_a_non_finite_gradient_stops_training_before_the_update(monkeypatch: pyt
         assert np.array_equal(v, info.value.model.params[k]), k
 
 
+def _scripted_bpc(monkeypatch: pytest.MonkeyPatch, values: list[float]) -> None:
+    """Make the held-out checks report ``values``, one per check, in order."""
+    script = iter(values)
+    monkeypatch.setattr(charlm, "bpc", lambda *args, **kwargs: next(script))
+
+
+SCRIPT = [3.0, 2.0, 2.5, 2.1, 2.4, 2.2]  # checks at updates 2, 4, ..., 12: the best is update 4's
+
+
+def _same_weights(a: bptt.Sequential, b: bptt.Sequential) -> bool:
+    return all(np.array_equal(v, b.params[k]) for k, v in a.params.items())
+
+
+def test_training_returns_the_best_checks_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without early stopping all updates run, and the model returned is the best check's."""
+    recipe = {"hidden": 12, "batch": 4, "k1": 5, "k2": 9, "check_every": 2, "patience": None}
+    _scripted_bpc(monkeypatch, SCRIPT)
+    model, _, history = charlm.train(TEXT, steps=12, **recipe)  # type: ignore[arg-type]
+    assert len(history.loss) == 12 and history.converged and history.bpc == SCRIPT
+    assert history.best_step == 4 and history.best_bpc == 2.0 and history.checks_since_best == 4
+    monkeypatch.undo()
+    four, _, _ = charlm.train(TEXT, steps=4, **recipe)  # type: ignore[arg-type]
+    assert _same_weights(model, four)
+
+
+@pytest.mark.parametrize("patience, stopped_at", [(1, 6), (2, 8), (3, 10), (4, 12), (5, 12)])
+def test_patience_stops_after_checks_without_improvement(
+    monkeypatch: pytest.MonkeyPatch, patience: int, stopped_at: int
+) -> None:
+    """Training ends at the check that makes ``patience`` in a row without a lower bpc."""
+    _scripted_bpc(monkeypatch, SCRIPT)
+    _, _, history = charlm.train(
+        TEXT, hidden=12, steps=12, batch=4, k1=5, k2=9, check_every=2, patience=patience
+    )
+    assert len(history.loss) == stopped_at and history.check_step[-1] == stopped_at
+    assert history.converged == (stopped_at < 12 or patience == 4)  # the rule ended it
+    assert history.best_step == 4
+
+
+def test_the_best_model_has_the_best_held_out_bpc() -> None:
+    """The returned model's held-out bpc is ``history.best_bpc``, the lowest of all checks."""
+    model, vocab, history = charlm.train(
+        TEXT, hidden=12, steps=12, batch=4, k1=5, k2=9, check_every=3, lr=0.05, patience=None
+    )
+    _, held = charlm.split(vocab.encode(TEXT))
+    assert history.best_bpc == min(history.bpc) and history.best_step in history.check_step
+    assert charlm.bpc(model, held, len(vocab)) == history.best_bpc
+
+
+@pytest.mark.parametrize("patience", [0, -1, 2.5, True])
+def test_patience_must_be_a_positive_integer_or_none(patience: object) -> None:
+    with pytest.raises((ValueError, TypeError), match="patience"):
+        charlm.train(TEXT, steps=2, batch=4, patience=patience)  # type: ignore[arg-type]
+
+
+def test_the_progress_bar_shows_training_and_held_out_figures_in_bits() -> None:
+    """At a check, the training loss (nats) is shown divided by ln 2 beside the held-out bpc."""
+    from bptt.cli.train_charlm import postfix
+
+    history = charlm.CharHistory(loss=[2.0, 1.0], check_step=[2], bpc=[1.75])
+    assert postfix(2, 1.0, history) == {"train_bpc": f"{1 / math.log(2):.3f}", "held_out_bpc": "1.750"}
+    assert postfix(3, 1.0, history) == {}
+
+
 def test_sample_is_seeded_and_starts_with_the_prime() -> None:
     """Sampling is reproducible for a seed, keeps the prime, and writes only known characters."""
     model, vocab, _ = _tiny()
@@ -171,6 +236,52 @@ def test_save_load_sample_round_trip(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert sampled == charlm.sample(
         model, charlm.Vocabulary(meta["vocab"]), 30, temperature=0.8, prime="the ", rng=4
     )
+
+
+def test_cli_reports_and_saves_the_best_model(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--patience 2`: training stops at update 400, says update 200 was best, and saves that model."""
+    text, out = tmp_path / "t.txt", tmp_path / "c.npz"
+    text.write_text(TEXT)
+    recipe = ["--hidden", "6", "--batch", "4", "--k1", "5", "--k2", "5"]
+    _scripted_bpc(monkeypatch, [3.0, 2.0, 2.5, 2.6, 2.7])
+    argv = ["train", "--task", "charlm", "--text", str(text), "--steps", "500", *recipe]
+    assert main([*argv, "--patience", "2", "--quiet", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    best = "best held-out bpc 2.000 at update 200 (of 400; stopped early after 2 checks without improvement)"
+    assert best in printed and re.search(r"\nbptt LSTM 6, best check +2\.000\n", printed)
+    saved, meta, extra = bptt.io.read(out)
+    assert (meta["best_step"], meta["best_bpc"], meta["updates"], meta["patience"]) == (200, 2.0, 400, 2)
+    assert list(extra["check_step"]) == [100, 200, 300, 400]
+    monkeypatch.undo()
+    two_hundred, _, _ = charlm.train(TEXT, hidden=6, steps=200, batch=4, k1=5, k2=5, patience=None)
+    assert _same_weights(saved, two_hundred)
+
+
+def test_cli_patience_zero_turns_early_stopping_off(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--patience 0` runs every update and records no patience."""
+    text, out = tmp_path / "t.txt", tmp_path / "c.npz"
+    text.write_text(TEXT)
+    _scripted_bpc(monkeypatch, [3.0, 2.0, 2.5, 2.6])
+    argv = [
+        "train",
+        "--task",
+        "charlm",
+        "--text",
+        str(text),
+        "--steps",
+        "300",
+        "--hidden",
+        "6",
+        "--batch",
+        "4",
+    ]
+    assert main([*argv, "--k1", "5", "--k2", "5", "--patience", "0", "--quiet", "--out", str(out)]) == 0
+    assert "at update 200 (of 300; early stopping off)" in capsys.readouterr().out
+    assert bptt.io.read(out)[1]["patience"] is None
 
 
 @pytest.mark.parametrize(

@@ -294,8 +294,11 @@ TAMPERED: dict[str, tuple[Change, str]] = {
     ),
     "settings-options-list": (_set("settings", "options", []), "settings['options'] must be a dict, got []"),
     "settings-task-int": (_set("settings", "task", 5), "settings['task'] must be a string, got 5"),
-    "settings-preset-null": (_set("settings", "preset", None), "settings['preset'] must be a name in"),
-    "settings-preset-unknown": (_set("settings", "preset", "nope"), "tasks.addition.PRESETS, got 'nope'"),
+    "settings-preset-null": (_set("settings", "preset", None), "settings['preset'] must be one of"),
+    "settings-preset-unknown": (
+        _set("settings", "preset", "nope"),
+        "one of ['classic', 'default'], got 'nope'",
+    ),
     "opt-nan": (
         _nan("opt/0.W_hh/exp_avg"),
         "optimizer buffer '0.W_hh/exp_avg' must be finite, got NaN or Inf",

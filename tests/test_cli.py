@@ -234,19 +234,24 @@ def test_train_charlm_defaults_follow_the_library(
         k1: int = 4,
         k2: int = 9,
         seed: int = 5,
+        patience: int | None = 4,
+        check_every: int = 50,
         **hooks: object,
     ) -> None:
-        calls.append(
-            {"cell": cell, "hidden": hidden, "steps": steps, "batch": batch, "k1": k1, "k2": k2, "seed": seed}
-        )
+        calls.append({"cell": cell, "hidden": hidden, "steps": steps, "batch": batch, "k1": k1, "k2": k2})
+        calls[-1] |= {"seed": seed, "patience": patience, "check_every": check_every}
         raise ValueError("stopped by the test")
 
     monkeypatch.setattr(charlm, "train", train)
     rc, out, err = _cli(capsys, "train", "--task", "charlm", "--quiet")
     _assert_one_line_error(rc, out, err)
-    assert calls == [{"cell": "rnn", "hidden": 7, "steps": 3, "batch": 2, "k1": 4, "k2": 9, "seed": 5}]
+    assert calls == [
+        {"cell": "rnn", "hidden": 7, "steps": 3, "batch": 2, "k1": 4, "k2": 9}
+        | {"seed": 5, "patience": 4, "check_every": 50}
+    ]
     rc, out, _ = _cli(capsys, "train", "--help")
     assert "(default 16; charlm 7)" in out and "updates (default 3)" in out
+    assert "one every 50 updates" in " ".join(out.split()) and "(default 4)" in out
     _cli(capsys, "train", "--task", "charlm", "--k1", "12", "--quiet")  # k2 defaults to at least k1
     assert calls[-1]["k1"] == calls[-1]["k2"] == 12
 

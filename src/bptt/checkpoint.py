@@ -27,6 +27,7 @@ __all__ = [
     "Checkpoints",
     "StopFlag",
     "load_checkpoint",
+    "register_settings",
     "resume_from",
     "save_checkpoint",
     "stop_on_interrupt",
@@ -131,22 +132,19 @@ class Checkpoints:
         save_checkpoint(self.path, model, optimizer, self.rng, step, history, self.settings)
 
 
-# What ``tasks.addition.train`` stores as ``settings``: each key, what it must be, and a test.
-_ADDITION_SETTINGS: dict[str, tuple[str, Callable[[Any], bool]]] = {
-    "task": ("'addition'", lambda v: v == "addition"),
-    "n_bits": ("an int ≥ 1", lambda v: type(v) is int and v >= 1),
-    "hidden": ("an int ≥ 1", lambda v: type(v) is int and v >= 1),
-    "seed": ("an int ≥ 0", lambda v: type(v) is int and v >= 0),
-    "preset": ("a name in tasks.addition.PRESETS", lambda v: isinstance(v, str) and v in _addition_presets()),
-    "options": ("a dict", lambda v: isinstance(v, dict)),
-}
+# Each task's ``settings`` schema, registered by the task itself: key -> (what it must be, a test).
+SettingsSchema = dict[str, tuple[str, Callable[[Any], bool]]]
+_SETTINGS: dict[str, SettingsSchema] = {}
 _PCG64_KEYS = {"bit_generator", "state", "has_uint32", "uinteger"}
 
 
-def _addition_presets() -> set[str]:
-    from .tasks.addition.training import PRESETS  # here, not above: training imports this module
+def register_settings(task: str, schema: SettingsSchema) -> None:
+    """Say what a ``task``'s checkpoint ``settings`` hold, so that loading one checks every key.
 
-    return set(PRESETS)
+    A task's training module calls this when it is imported; the settings of a task with no
+    schema are checked only as a dict with a ``task`` name (its trainer compares them on resume).
+    """
+    _SETTINGS[task] = schema
 
 
 def _need(ok: bool, where: str, field: str, expected: str, value: Any = None, *, got: str = "") -> None:
@@ -212,11 +210,12 @@ def _check_settings(where: str, settings: Any) -> None:
     _need(isinstance(settings, dict), where, "the settings", "a dict", settings)
     task = settings.get("task")
     _need(isinstance(task, str), where, "settings['task']", "a string", task)
-    if task != "addition":
-        return  # another task's trainer checks its own settings when it compares them
-    keys = set(_ADDITION_SETTINGS)
+    schema = _SETTINGS.get(task, {})
+    if not schema:
+        return  # a task without a schema: its trainer compares the settings when it resumes
+    keys = set(schema)
     _need(set(settings) == keys, where, "the settings' keys", str(sorted(keys)), sorted(settings))
-    for key, (expected, test) in _ADDITION_SETTINGS.items():
+    for key, (expected, test) in schema.items():
         _need(test(settings[key]), where, f"settings[{key!r}]", expected, settings[key])
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import shlex
 import sys
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 from .common import (
     UsageError,
     library_default,
+    natural,
     positive,
     require_memory,
     save_last_good,
@@ -18,7 +20,7 @@ from .common import (
 )
 from .progress import Progress
 
-__all__ = ["OUT", "add_flags", "defaults", "run"]
+__all__ = ["OUT", "add_flags", "defaults", "postfix", "run"]
 
 OUT = "charlm.npz"
 OPTIONS = ("cell", "steps", "batch", "k1", "k2")  # charlm.train's options that a model file records
@@ -28,7 +30,8 @@ def defaults() -> dict[str, Any]:
     """``charlm.train``'s defaults for the flags, and the model file's."""
     from ..tasks.charlm import train
 
-    return {name: library_default(train, name) for name in (*OPTIONS, "hidden", "seed")} | {"out": OUT}
+    names = (*OPTIONS, "hidden", "seed", "patience", "check_every")
+    return {name: library_default(train, name) for name in names} | {"out": OUT}
 
 
 def add_flags(group: Any) -> list[argparse.Action]:
@@ -47,11 +50,22 @@ def add_flags(group: Any) -> list[argparse.Action]:
             help=f"backpropagate k2 characters (default {d['k2']}, at least k1)",
         ),
         add("--batch", type=positive, default=None, help=f"parallel streams (default {d['batch']})"),
+        add(
+            "--patience",
+            type=natural,
+            default=None,
+            metavar="N",
+            help=f"stop after N held-out checks in a row (one every {d['check_every']} updates) without "
+            f"a lower bpc; 0: never stop early (default {d['patience']}); the best check's model is saved",
+        ),
     ]
 
 
 def _options(args: argparse.Namespace) -> dict[str, Any]:
-    """cell, steps, batch, k1, k2, hidden and seed: the flags given, else the library's defaults."""
+    """cell, steps, batch, k1, k2, hidden, seed and patience (``None``: off) for ``charlm.train``.
+
+    Each is the flag given, else the library's default (``train``'s signature).
+    """
     d = defaults()
     given = {name: getattr(args, name) for name in (*OPTIONS, "hidden", "seed")}
     options = {name: d[name] if value is None else value for name, value in given.items()}
@@ -59,6 +73,8 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
         options["k2"] = max(options["k1"], d["k2"])
     if options["k2"] < options["k1"]:
         raise UsageError(f"--k2 {options['k2']} must be at least --k1 {options['k1']}")
+    patience = d["patience"] if args.patience is None else args.patience
+    options |= {"patience": patience or None, "check_every": d["check_every"]}  # --patience 0: off
     return options
 
 
@@ -80,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
     window = 8 * 32 * k2 * B * (V + 4 * H)  # one-hot inputs, gates, states and δ of one window
     require_memory(weights + window + 16 * len(text), f"--hidden {H} --batch {B} --k2 {k2}")
     meta = {"command": shlex.join(["bptt", *args.argv]), "task": "charlm", "vocab": vocab.chars}
-    meta |= {name: options[name] for name in OPTIONS}
+    meta |= {name: options[name] for name in (*OPTIONS, "patience", "check_every")}
     try:
         model, vocab, history = _train(args, text, options)
     except ValueError as e:
@@ -106,12 +122,20 @@ def _train(args: argparse.Namespace, text: str, options: dict[str, Any]) -> tupl
     with Progress(options["steps"], args.quiet) as bar:
 
         def progress(step: int, loss: float, history: Any) -> None:
-            if history.check_step and history.check_step[-1] == step:
-                bar.step(step, loss=f"{loss:.3f}", held_out_bpc=f"{history.bpc[-1]:.3f}")
-            else:
-                bar.step(step)
+            bar.step(step, **postfix(step, loss, history))
 
         return charlm.train(text, callback=progress, interruptible=True, **options)
+
+
+def postfix(step: int, loss: float, history: Any) -> dict[str, str]:
+    """The figures beside the progress bar after ``step``: both in bits per character, at a check.
+
+    The training loss (nats per character, the mean over this update's characters) is shown
+    divided by ln 2, beside the held-out bpc of the check just made; between checks, nothing.
+    """
+    if not (history.check_step and history.check_step[-1] == step):
+        return {}
+    return {"train_bpc": f"{loss / math.log(2.0):.3f}", "held_out_bpc": f"{history.bpc[-1]:.3f}"}
 
 
 def _report(
@@ -130,15 +154,28 @@ def _report(
     print(
         f"trained {len(history.loss)} updates in {history.seconds:.1f} s ({1000 * steps_s:.1f} ms per update)"
     )
-    save_model(model, args.out, {**meta, "updates": len(history.loss)}, history.arrays())
-    print(f"saved {args.out}")
+    print(_best_line(history, options["steps"], options["patience"]))
+    best = {"best_step": history.best_step, "best_bpc": history.best_bpc}
+    save_model(model, args.out, {**meta, "updates": len(history.loss), **best}, history.arrays())
+    print(f"saved the best model (update {history.best_step:,}) to {args.out}")
     train_ids, held = charlm.split(vocab.encode(text))
     rows = [
         ("unigram, add-one smoothing", charlm.unigram_bpc(train_ids, held, len(vocab))),
         ("bigram, add-one smoothing", charlm.bigram_bpc(train_ids, held, len(vocab))),
-        (f"bptt {options['cell'].upper()} {options['hidden']}", history.bpc[-1]),
+        (f"bptt {options['cell'].upper()} {options['hidden']}, best check", history.best_bpc),
     ]
-    width = max(len(n) for n, _ in rows)
-    print(f"{'held-out bits per character':<{width}}  bpc")
+    header = "held-out bits per character"
+    width = max(len(n) for n in (header, *(name for name, _ in rows)))
+    print(f"{header:<{width}}  bpc")
     for name, value in rows:
         print(f"{name:<{width}}  {value:.3f}")
+
+
+def _best_line(history: Any, steps: int, patience: int | None) -> str:
+    """Which update gave the best held-out bpc, of how many, and why training ended there."""
+    updates = len(history.loss)
+    if updates < steps:  # only the stopping rule ends a run early
+        why = f"stopped early after {patience} checks without improvement"
+    else:
+        why = "early stopping off" if patience is None else "ran all updates"
+    return f"best held-out bpc {history.best_bpc:.3f} at update {history.best_step:,} (of {updates:,}; {why})"

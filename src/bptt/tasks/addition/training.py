@@ -12,7 +12,7 @@ import numpy as np
 from ... import trainer
 from ..._types import Array
 from ..._validate import positive_int
-from ...checkpoint import Checkpoints, resume_from
+from ...checkpoint import Checkpoints, register_settings, resume_from
 from ...functional import ACTIVATIONS
 from ...layers import Dense, Layer, Sequential, Sigmoid
 from ...losses import BCEWithLogitsLoss, MSELoss
@@ -90,6 +90,19 @@ PRESETS: dict[str, Recipe] = {
         fit_sum=True,
     ),
 }
+
+# What ``train`` stores as a checkpoint's ``settings``, checked whenever one is saved or loaded.
+register_settings(
+    "addition",
+    {
+        "task": ("'addition'", lambda v: v == "addition"),
+        "n_bits": ("an int ≥ 1", lambda v: type(v) is int and v >= 1),
+        "hidden": ("an int ≥ 1", lambda v: type(v) is int and v >= 1),
+        "seed": ("an int ≥ 0", lambda v: type(v) is int and v >= 0),
+        "preset": (f"one of {sorted(PRESETS)}", lambda v: isinstance(v, str) and v in PRESETS),
+        "options": ("a dict", lambda v: isinstance(v, dict)),
+    },
+)
 
 
 @dataclass
