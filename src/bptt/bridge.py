@@ -30,10 +30,16 @@ float32/float64 weights keep their dtype.
 Each layer type carries its own mapping (``Layer.to_torch_module``, ``Layer.torch_counterpart``
 and ``Layer.from_torch_module``); this module orchestrates: ``Sequential`` and ``nn.Sequential``,
 and torch recurrent modules with ``num_layers > 1`` or ``bidirectional=True`` split into bptt layers.
+
+``torch_checkpoint(model)`` is what ``bptt export --torch`` writes with ``torch.save``: a plain
+dict (``torch.load``'s default ``weights_only=True`` reads it, nothing is unpickled) holding the
+``state_dict`` of ``to_torch(model)`` and the architecture as JSON; ``from_torch`` takes it back.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from typing import Any
 
 from .errors import ShapeError
@@ -41,7 +47,9 @@ from .layers import Layer, Sequential, State, layer_types
 from .recurrent import Bidirectional, Recurrent
 from .recurrent.torch_form import torch_wrapper
 
-__all__ = ["from_torch", "to_torch"]
+__all__ = ["CHECKPOINT_FORMAT", "from_torch", "to_torch", "torch_checkpoint"]
+
+CHECKPOINT_FORMAT = "bptt-torch"  # the "format" of what torch_checkpoint returns, at version 1
 
 
 def to_torch(model: Layer) -> Any:
@@ -89,12 +97,13 @@ def from_torch(module: Any) -> Sequential:
 
     Parameters
     ----------
-    module : torch.nn.Module
+    module : torch.nn.Module or dict
         ``nn.RNN`` (tanh or relu), ``nn.LSTM`` and ``nn.GRU`` with any ``num_layers`` and
         ``bidirectional``, with or without bias; ``nn.Linear``; ``nn.Sigmoid``, ``nn.Tanh``,
         ``nn.ReLU``; an ``nn.Sequential`` of these (nested ones are flattened); and anything
         ``to_torch`` built (including its initial-state buffers). Weights must be float32 or
-        float64; each bptt layer takes that dtype.
+        float64; each bptt layer takes that dtype. Or a dict from ``torch_checkpoint`` (what
+        ``torch.load`` returns for a file of ``bptt export --torch``).
 
     Returns
     -------
@@ -109,16 +118,99 @@ def from_torch(module: Any) -> Sequential:
     ValueError
         Something bptt does not compute: ``batch_first=True``, ``dropout > 0``, an LSTM with
         ``proj_size > 0``, weights that are not float32/float64, a subclass that overrides
-        ``forward``, or any other module type.
+        ``forward``, or any other module type; or a checkpoint that is malformed or whose
+        weights do not fit its architecture.
     """
     import torch
 
+    if isinstance(module, Mapping):
+        module = _checkpoint_module(torch, module)
     if not isinstance(module, torch.nn.Module):
-        raise TypeError(f"from_torch: module must be a torch.nn.Module, got {module!r}")
+        raise TypeError(f"from_torch: module must be a torch.nn.Module or a checkpoint dict, got {module!r}")
     layers = _layers(torch, module, "module")
     if not layers:
         raise ValueError("from_torch: module holds no layers")
     return Sequential(layers)
+
+
+def torch_checkpoint(model: Layer) -> dict[str, Any]:
+    """What ``bptt export --torch`` saves: ``to_torch(model)``'s weights and how to rebuild it.
+
+    Parameters
+    ----------
+    model : a bptt layer or ``Sequential``
+        Each layer (a ``Sequential``'s top-level ones) of a type named with ``register_layer``.
+
+    Returns
+    -------
+    dict
+        ``{"format": CHECKPOINT_FORMAT, "version": 1, "architecture": str, "state_dict": dict}``:
+        the architecture is JSON, ``[{"type": name, "config": layer.config()}, ...]``, and the
+        ``state_dict`` is that of ``to_torch(Sequential(layers))`` (keys ``"0.rnn.weight_ih_l0"``,
+        ``"1.weight"``, ...). ``torch.save`` it; ``from_torch`` turns it back into the model, and
+        ``to_torch(from_torch(checkpoint))`` into the torch module.
+
+    Raises
+    ------
+    TypeError
+        A layer's type is not registered (it could not be rebuilt).
+    """
+    types = layer_types()
+    # As in a model file: a registered layer is kept whole, an unregistered container as its layers.
+    container = type(model).__name__ not in types and model.sublayers()
+    layers = [sub for _, sub in model.sublayers()] if container else [model]
+    for i, layer in enumerate(layers):
+        if types.get(type(layer).__name__) is not type(layer):
+            raise TypeError(
+                f"torch_checkpoint: layer {i} ({type(layer).__name__}) is not a registered layer type"
+            )
+    architecture = [{"type": type(layer).__name__, "config": layer.config()} for layer in layers]
+    return {
+        "format": CHECKPOINT_FORMAT,
+        "version": 1,
+        "architecture": json.dumps(architecture),
+        "state_dict": to_torch(Sequential(layers)).state_dict(),
+    }
+
+
+def _checkpoint_module(torch: Any, checkpoint: Mapping[str, Any]) -> Any:
+    """The ``to_torch`` module a ``torch_checkpoint`` dict describes, with its weights loaded."""
+    state = checkpoint.get("state_dict")
+    if checkpoint.get("format") != CHECKPOINT_FORMAT or checkpoint.get("version") != 1:
+        raise ValueError(f"from_torch: the dict is not a {CHECKPOINT_FORMAT} checkpoint of version 1")
+    if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ValueError("from_torch: the checkpoint's state_dict is not a dict of tensors")
+    module = to_torch(Sequential(_architecture(checkpoint.get("architecture"), state)))
+    for key, value in state.items():  # initial-state buffers are None until given a tensor
+        prefix, _, leaf = key.rpartition(".")
+        if leaf in ("h0", "c0") and type(module.get_submodule(prefix)) is torch_wrapper():
+            setattr(module.get_submodule(prefix), leaf, value.clone())
+    try:
+        module.load_state_dict(state)
+    except RuntimeError as e:
+        raise ValueError(f"from_torch: the checkpoint's weights do not fit its architecture ({e})") from None
+    return module
+
+
+def _architecture(text: Any, state: Mapping[str, Any]) -> list[Layer]:
+    """The layers (fresh weights) a checkpoint's architecture JSON names; every size in a config
+    must be a dimension of some weight, so no hostile record builds a huge layer."""
+    try:
+        entries = json.loads(text)
+        kinds = [layer_types()[entry["type"]] for entry in entries]
+        configs = [dict(entry["config"]) for entry in entries]
+    except (TypeError, ValueError, KeyError) as e:
+        raise ValueError(f"from_torch: the checkpoint's architecture is malformed ({e!r})") from None
+    dims = {n for tensor in state.values() for n in tensor.shape}
+    try:
+        if not configs:
+            raise ValueError("it names no layers")
+        for config in configs:
+            if any(type(v) is int and v not in dims for v in config.values()):
+                raise ValueError(f"config {config} disagrees with the weights' shapes")
+        return [kind.from_config(config) for kind, config in zip(kinds, configs, strict=True)]
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"from_torch: the checkpoint's architecture is invalid ({e})") from None
 
 
 def _module(torch: Any, layer: Layer, where: str) -> Any:

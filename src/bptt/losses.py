@@ -1,7 +1,8 @@
 """Losses over sequences: ``loss_fn(y_pred, target, mask=None) -> (loss, grad)``.
 
 ``y_pred`` is ``(T, B, F)``; ``mask`` is ``(T, B)`` of 0/1 and drops whole steps of whole
-sequences. ``reduction="sum"`` adds the unmasked terms; ``"mean"`` divides by their count
+sequences; ``lengths=`` ``(B,)`` (each in ``1..T``) stands for the mask of a padded batch,
+``t < lengths[b]``. ``reduction="sum"`` adds the unmasked terms; ``"mean"`` divides by their count
 (per feature for MSE and BCE, per step for cross-entropy), as PyTorch does without a mask.
 With a mask of all zeros there are no terms: the loss is 0 and the gradient is zero.
 """
@@ -16,6 +17,7 @@ from numpy.typing import NDArray
 from ._types import Array
 from ._validate import as_array, check_same_shape, check_sequence
 from .functional import sigmoid, softmax, softplus
+from .layers import length_mask
 
 __all__ = ["BCEWithLogitsLoss", "CrossEntropyLoss", "Loss", "MSELoss"]
 
@@ -43,20 +45,36 @@ class Loss:
         return buf
 
     def __call__(
-        self, y_pred: Array, target: NDArray[Any], mask: NDArray[Any] | None = None
+        self,
+        y_pred: Array,
+        target: NDArray[Any],
+        mask: NDArray[Any] | None = None,
+        *,
+        lengths: NDArray[Any] | None = None,
     ) -> tuple[float, Array]:
-        """Return ``(loss, dloss/dy_pred)``; the gradient has ``y_pred``'s shape ``(T, B, F)``."""
-        loss, grad = self.evaluate(y_pred, target, mask)
+        """Return ``(loss, dloss/dy_pred)``; the gradient has ``y_pred``'s shape ``(T, B, F)``.
+
+        ``lengths`` ``(B,)`` stands for the mask ``t < lengths[b]`` (give one or the other)."""
+        loss, grad = self.evaluate(y_pred, target, mask, lengths=lengths)
         return float(loss), grad
 
     def evaluate(
-        self, y_pred: Array, target: NDArray[Any], mask: NDArray[Any] | None = None
+        self,
+        y_pred: Array,
+        target: NDArray[Any],
+        mask: NDArray[Any] | None = None,
+        *,
+        lengths: NDArray[Any] | None = None,
     ) -> tuple[Any, Array]:
         """Like calling the loss, but the loss stays a NumPy scalar (complex under complex step)."""
         where = f"{type(self).__name__}"
         y = as_array(y_pred, None, where, "y_pred")
         T, B, _ = check_sequence(y, where, "y_pred", "(T, B, F)", None)
         target = self._check_target(target, y)
+        if lengths is not None:
+            if mask is not None:
+                raise ValueError(f"{where}: give mask or lengths, not both")
+            mask = length_mask(lengths, T, B, where)
         terms, grad = self._terms(y, target)  # (T, B, F') and (T, B, F)
         if mask is not None:
             m = as_array(mask, y.real.dtype, where, "mask")

@@ -31,7 +31,8 @@ __all__ = [
     "shipped_model",
 ]
 
-COMMANDS = ("gradcheck", "train", "sample", "add", "eval", "plot", "explain", "bench")  # as --help lists them
+# as --help lists them
+COMMANDS = ("gradcheck", "train", "sample", "add", "eval", "plot", "explain", "bench", "export")
 
 
 def build_parser(full: Collection[str] = COMMANDS) -> argparse.ArgumentParser:

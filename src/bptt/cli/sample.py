@@ -23,11 +23,18 @@ def register(parser: argparse.ArgumentParser) -> None:
         help="sampling temperature (default 0.8)",
     )
     add("--prime", default="", help="text to start from")
+    add(
+        "--top-k",
+        type=positive,
+        default=None,
+        metavar="K",
+        help="draw each character from the K most likely only (default: from all)",
+    )
     add("--seed", type=seed, default=0, help="seed of the sampling (default 0)")
 
 
 def run(args: argparse.Namespace) -> int:
-    """Print ``--length`` characters sampled from the model."""
+    """Print ``--length`` characters sampled from the model, each as soon as it is drawn."""
     from ..io import read
     from ..tasks import charlm
 
@@ -39,15 +46,19 @@ def run(args: argparse.Namespace) -> int:
     if meta.get("task") != "charlm" or not isinstance(meta.get("vocab"), str):
         raise UsageError(f"--model {args.model!r} is not a character model (train one with --task charlm)")
     try:
-        text = charlm.sample(
+        chars = charlm.generate(
             model,
             charlm.Vocabulary(meta["vocab"]),
             args.length,
             temperature=args.temperature,
             prime=args.prime,
+            top_k=args.top_k,
             rng=args.seed,
         )
     except ValueError as e:
         raise UsageError(str(e)) from None
-    print(text)
+    print(args.prime, end="", flush=True)
+    for char in chars:  # a closed pipe raises BrokenPipeError here: the CLI's one line, exit 2
+        print(char, end="", flush=True)
+    print()
     return 0

@@ -20,9 +20,10 @@ from .common import (
 )
 from .progress import Progress
 
-__all__ = ["OUT", "add_flags", "defaults", "postfix", "run"]
+__all__ = ["OUT", "add_flags", "baselines", "defaults", "describe", "postfix", "run"]
 
 OUT = "charlm.npz"
+HELD_OUT_EVERY = 10  # charlm.corpus.HELD_OUT_EVERY, without importing the library for --help
 OPTIONS = ("cell", "steps", "batch", "k1", "k2")  # charlm.train's options that a model file records
 
 
@@ -39,7 +40,18 @@ def add_flags(group: Any) -> list[argparse.Action]:
     d = defaults()
     add = group.add_argument
     return [
-        add("--text", metavar="FILE", help="UTF-8 training text (default: the shipped corpus)"),
+        add(
+            "--text",
+            metavar="PATH",
+            help="UTF-8 training text: a file (its last tenth held out), or a folder or a glob of files "
+            f"(every {HELD_OUT_EVERY}th held out whole); default: the shipped corpus",
+        ),
+        add(
+            "--corpus",
+            choices=["python"],
+            default=None,
+            help="train on this Python's own standard library (.py files, found here, no download)",
+        ),
         add("--cell", choices=["rnn", "lstm"], default=None, help=f"recurrent cell (default {d['cell']})"),
         add("--steps", type=positive, default=None, help=f"updates (default {d['steps']})"),
         add("--k1", type=positive, default=None, help=f"update every k1 characters (default {d['k1']})"),
@@ -81,20 +93,19 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
 def run(args: argparse.Namespace) -> int:
     """Train, save and measure the model against unigram and bigram baselines."""
     from ..stopping import Diverged, Interrupted
-    from ..tasks import charlm
 
     args.out = OUT if args.out is None else args.out
     writable(args.out, "--out")
-    try:
-        text = charlm.default_text() if args.text is None else charlm.load_text(args.text)
-    except ValueError as e:
-        raise UsageError(str(e)) from None
+    text = _corpus(args)
     options = _options(args)
-    vocab = charlm.Vocabulary.of(text)  # what train uses: an interrupted model is saved with it
+    vocab = text.vocab  # what train uses: an interrupted model is saved with it
     V, H, B, k2 = len(vocab), options["hidden"], options["batch"], options["k2"]
     weights = 8 * 8 * 4 * H * (V + H + 1)  # LSTM weights, gradients, Adam's buffers and copies
     window = 8 * 32 * k2 * B * (V + 4 * H)  # one-hot inputs, gates, states and δ of one window
-    require_memory(weights + window + 16 * len(text), f"--hidden {H} --batch {B} --k2 {k2}")
+    counting = 48 * len(text)  # the ids, and the n-gram keys, counts and probabilities at once
+    require_memory(weights + window + counting, f"--hidden {H} --batch {B} --k2 {k2}")
+    if not args.quiet:
+        print(describe(text))
     meta = {"command": shlex.join(["bptt", *args.argv]), "task": "charlm", "vocab": vocab.chars}
     meta |= {name: options[name] for name in (*OPTIONS, "patience", "check_every")}
     try:
@@ -115,7 +126,24 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _train(args: argparse.Namespace, text: str, options: dict[str, Any]) -> tuple[Any, Any, Any]:
+def _corpus(args: argparse.Namespace) -> Any:
+    """The ``charlm.Corpus`` that ``--corpus`` or ``--text`` names (default: the shipped corpus)."""
+    from ..tasks import charlm
+
+    if args.corpus is not None and args.text is not None:
+        raise UsageError("--corpus and --text name two corpora; give one")
+    try:
+        if args.corpus == "python":
+            return charlm.read_corpus(charlm.python_files(), what="--corpus python:")
+        files = None if args.text is None else charlm.find_files(args.text)
+        if files is not None:
+            return charlm.read_corpus(files, what=f"--text {args.text!r}:")
+        return charlm.as_corpus(None if args.text is None else charlm.load_text(args.text))
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+
+
+def _train(args: argparse.Namespace, text: Any, options: dict[str, Any]) -> tuple[Any, Any, Any]:
     """The trained model, its vocabulary and its history, with a progress bar."""
     from ..tasks import charlm
 
@@ -140,7 +168,7 @@ def postfix(step: int, loss: float, history: Any) -> dict[str, str]:
 
 def _report(
     args: argparse.Namespace,
-    text: str,
+    text: Any,
     options: dict[str, Any],
     meta: dict[str, Any],
     model: Any,
@@ -148,7 +176,6 @@ def _report(
     history: Any,
 ) -> None:
     """Say how training went, save the model, and compare its held-out bpc with baselines."""
-    from ..tasks import charlm
 
     steps_s = history.seconds / len(history.loss)
     print(
@@ -158,10 +185,8 @@ def _report(
     best = {"best_step": history.best_step, "best_bpc": history.best_bpc}
     save_model(model, args.out, {**meta, "updates": len(history.loss), **best}, history.arrays())
     print(f"saved the best model (update {history.best_step:,}) to {args.out}")
-    train_ids, held = charlm.split(vocab.encode(text))
     rows = [
-        ("unigram, add-one smoothing", charlm.unigram_bpc(train_ids, held, len(vocab))),
-        ("bigram, add-one smoothing", charlm.bigram_bpc(train_ids, held, len(vocab))),
+        *baselines(text),
         (f"bptt {options['cell'].upper()} {options['hidden']}, best check", history.best_bpc),
     ]
     header = "held-out bits per character"
@@ -169,6 +194,42 @@ def _report(
     print(f"{header:<{width}}  bpc")
     for name, value in rows:
         print(f"{name:<{width}}  {value:.3f}")
+
+
+def describe(corpus: Any) -> str:
+    """One line on the corpus: its files, how many are held out, its characters and vocabulary."""
+    files = (
+        "1 text, its last tenth held out"
+        if corpus.held_files == 0
+        else (
+            f"{corpus.files:,} files, {corpus.held_files:,} held out whole"
+            + (f", {corpus.skipped:,} skipped (not UTF-8 text)" if corpus.skipped else "")
+        )
+    )
+    return (
+        f"corpus: {files}; {len(corpus.train):,} training and {len(corpus.held):,} held-out characters, "
+        f"{len(corpus.vocab)} symbols"
+    )
+
+
+def baselines(corpus: Any) -> list[tuple[str, float]]:
+    """Held-out bpc of the counting models: unigram and bigram (add-one), and Kneser-Ney n-grams.
+
+    Each n-gram order from 1 to 5 is measured on the held-out text, and the best is named.
+    """
+    from ..tasks import charlm
+
+    V = len(corpus.vocab)
+    rows = [
+        ("unigram, add-one smoothing", charlm.unigram_bpc(corpus.train, corpus.held, V)),
+        ("bigram, add-one smoothing", charlm.bigram_bpc(corpus.train, corpus.held, V)),
+    ]
+    ngrams = charlm.kneser_ney_bpc(corpus.train, corpus.held, V)
+    best = min(ngrams, key=ngrams.__getitem__)
+    rows += [
+        (f"{n}-gram, Kneser-Ney{' (best n)' if n == best else ''}", value) for n, value in ngrams.items()
+    ]
+    return rows
 
 
 def _best_line(history: Any, steps: int, patience: int | None) -> str:

@@ -5,7 +5,7 @@ Weights multiply row vectors on the right (``x @ W``), so ``W`` is ``(in, out)``
 gradient, ``dW = Σ_t x_tᵀ δ_t``, is computed as one ``(T·B, in)ᵀ @ (T·B, out)`` matmul.
 """
 
-from .base import Layer, State, Weighted, layer_types, register_layer, run_from
+from .base import Layer, State, Weighted, check_lengths, layer_types, length_mask, register_layer, run_from
 from .dense import Dense
 from .elementwise import Elementwise, ReLU, Sigmoid, Tanh
 from .last import Last
@@ -22,7 +22,9 @@ __all__ = [
     "State",
     "Tanh",
     "Weighted",
+    "check_lengths",
     "layer_types",
+    "length_mask",
     "register_layer",
     "run_from",
 ]

@@ -9,6 +9,8 @@ layer, through this protocol, rather than testing its class:
 - ``run(x, state)``: a forward from an explicit state, returning the state after the last step
   (``None`` for a layer without state);
 - ``causal``: whether a sequence may be cut in time under it (``Bidirectional`` reads the future);
+- ``takes_lengths``: whether ``forward``/``run`` take ``lengths=`` (each sequence's real length in
+  a padded batch); ``Sequential`` passes ``lengths`` only to the layers that say so;
 - ``input_size``/``output_size``: features per step in and out (``None``: any);
 - ``config()``/``from_config``: what ``bptt.io`` records, for a type named by ``register_layer``;
 - optionally, its torch form: ``torch_forward`` (the forward again in torch ops, for the autograd
@@ -18,18 +20,28 @@ layer, through this protocol, rather than testing its class:
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from functools import partial
 from typing import Any, NamedTuple, TypeVar
 
 import numpy as np
-from numpy.typing import DTypeLike
+from numpy.typing import DTypeLike, NDArray
 
 from .._types import Array
 from .._validate import as_array, as_float_dtype, check_same_shape, weight_rng
 from ..errors import ShapeError
 from ..explanation import Explanation, GradientSum, Line, Mistake, Step, shape
 
-__all__ = ["Layer", "State", "Weighted", "layer_types", "register_layer", "run_from"]
+__all__ = [
+    "Layer",
+    "State",
+    "Weighted",
+    "check_lengths",
+    "layer_types",
+    "length_mask",
+    "register_layer",
+    "run_from",
+]
 
 
 class State(NamedTuple):
@@ -59,9 +71,13 @@ class Layer:
         which overwrites (never accumulates into) them.
     causal : bool
         Step ``t``'s output depends on steps ``≤ t`` only, so a sequence may be cut in time.
+    takes_lengths : bool
+        ``forward(x, lengths=None)`` and ``run(x, state=None, lengths=None)`` take the real length
+        of each sequence of a padded batch, ``(B,)`` ints in ``1..T`` (false by default).
     """
 
     out_letters = "(T, B, F)"
+    takes_lengths = False
 
     def __init__(self) -> None:
         self._params: dict[str, Array] = {}
@@ -133,17 +149,17 @@ class Layer:
         """
         raise NotImplementedError
 
-    def run(self, x: Array, state: Any = None) -> tuple[Array, Any]:
+    def run(self, x: Array, state: Any = None, lengths: Any = None) -> tuple[Array, Any]:
         """``forward`` from an explicit ``state``; returns ``y`` and the state after the last step.
 
         A layer without state takes and returns ``None``; a recurrent leaf takes a ``State`` (or
         ``None``: zeros) and returns one; ``Sequential`` a dict of them keyed by leaf prefix.
         ``backward`` then differentiates this run. Attributes such as ``h0`` are neither read
-        nor changed.
+        nor changed. ``lengths`` goes to ``forward`` (only for a layer that ``takes_lengths``).
         """
         if state is not None:
             raise TypeError(f"{type(self).__name__}.run: this layer has no state, got {state!r}")
-        return self.forward(x), None
+        return (self.forward(x) if lengths is None else self.with_lengths(lengths)(x)), None
 
     def reset_state(self) -> None:
         """Forget the state every recurrent leaf carries: the next ``forward`` starts from zeros."""
@@ -231,6 +247,13 @@ class Layer:
         """
         return self.forward(x)
 
+    def with_lengths(self, lengths: Any) -> Callable[[Array], Array]:
+        """``forward`` with ``lengths`` bound, for a layer that ``takes_lengths`` (else ``TypeError``)."""
+        if not self.takes_lengths:
+            raise TypeError(f"{type(self).__name__}.forward: this layer takes no lengths, got {lengths!r}")
+        forward: Callable[..., Array] = self.forward
+        return partial(forward, lengths=lengths)
+
     def _add_param(self, name: str, value: Array) -> None:
         self._params[name] = value
         self._grads[name] = np.zeros_like(value)
@@ -301,6 +324,23 @@ def register_layer(cls: L) -> L:
 def layer_types() -> dict[str, type[Layer]]:
     """Every registered layer type by name (a copy)."""
     return dict(_REGISTRY)
+
+
+def check_lengths(lengths: Any, T: int, B: int, where: str) -> NDArray[np.intp]:
+    """``lengths`` as ``(B,)`` ints, each a sequence's real length in ``1..T`` (else an error naming it)."""
+    a = np.asarray(lengths)
+    if a.dtype.kind not in "iu":
+        raise TypeError(f"{where}: lengths must be integers, one per sequence, got dtype {a.dtype}")
+    check_same_shape(a, (B,), where, "lengths", "(B,)", "one length per sequence in x")
+    if a.min() < 1 or a.max() > T:
+        bad = int(a.min()) if a.min() < 1 else int(a.max())
+        raise ValueError(f"{where}: lengths holds {bad}; expected every length in 1..T = 1..{T}")
+    return a.astype(np.intp)
+
+
+def length_mask(lengths: Any, T: int, B: int, where: str) -> NDArray[np.bool_]:
+    """The ``(T, B)`` mask of real steps: ``t < lengths[b]`` (padding is false)."""
+    return np.arange(T)[:, None] < check_lengths(lengths, T, B, where)[None, :]  # (T, B)
 
 
 def run_from(model: Layer, x: Array, states: Mapping[str, State | None]) -> tuple[Array, Any]:

@@ -11,34 +11,45 @@ import numpy as np
 from .._types import Array
 from .._validate import as_array, check_sequence
 from ..explanation import Explanation, Line, Step, shape
-from .base import Layer, register_layer
+from .base import Layer, check_lengths, register_layer
 
 __all__ = ["Last"]
 
 
 @register_layer
 class Last(Layer):
-    """Keep only the last step (many-to-one): ``(T, B, F) -> (1, B, F)``."""
+    """Keep only the last step (many-to-one): ``(T, B, F) -> (1, B, F)``.
+
+    With ``lengths`` ``(B,)`` (a padded batch), each sequence's last real step ``lengths[b] - 1``.
+    """
 
     out_letters = "(1, B, F)"
+    takes_lengths = True
 
     def __init__(self) -> None:
         super().__init__()
         self._in_shape: tuple[int, ...] = ()
         self._dtype: np.dtype[Any] | None = None
+        self._steps: Array | None = None  # (B,): the step kept of each sequence; None: the last
 
-    def forward(self, x: Array) -> Array:
-        """``x (T, B, F) -> y (1, B, F)``, a copy of ``x[-1:]``."""
+    def forward(self, x: Array, lengths: Any = None) -> Array:
+        """``x (T, B, F) -> y (1, B, F)``: ``x[-1:]``, or with ``lengths`` ``x[lengths[b] - 1, b]``."""
         x = as_array(x, None, "Last.forward", "x")
-        _, B, F = check_sequence(x, "Last.forward", "x", "(T, B, F)", None)
-        self._in_shape, self._out_shape, self._dtype = x.shape, (1, B, F), x.dtype
-        return x[-1:].copy()  # (1, B, F)
+        T, B, F = check_sequence(x, "Last.forward", "x", "(T, B, F)", None)
+        steps = None if lengths is None else check_lengths(lengths, T, B, "Last.forward") - 1  # (B,)
+        self._in_shape, self._out_shape, self._dtype, self._steps = x.shape, (1, B, F), x.dtype, steps
+        if steps is None:
+            return x[-1:].copy()  # (1, B, F)
+        return x[steps, np.arange(B)][None]  # (1, B, F)
 
     def backward(self, grad_y: Array) -> Array:
-        """``grad_y (1, B, F) -> grad_x (T, B, F)``: the gradient at the last step, zeros elsewhere."""
+        """``grad_y (1, B, F) -> grad_x (T, B, F)``: the gradient at the kept step, zeros elsewhere."""
         g = self._check_grad(grad_y, self._dtype)
         grad_x = np.zeros(self._in_shape, g.dtype)  # (T, B, F)
-        grad_x[-1] = g[0]
+        if self._steps is None:
+            grad_x[-1] = g[0]
+        else:
+            grad_x[self._steps, np.arange(g.shape[1])] = g[0]
         return grad_x
 
     # --- explain: the kept step keeps its variable's name ------------------------------------

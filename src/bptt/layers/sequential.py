@@ -20,7 +20,12 @@ class Sequential(Layer):
 
     ``params`` and ``grads`` are flat dicts keyed ``"{i}.{name}"`` (e.g. ``"0.W_ih"``) holding
     the layers' own arrays, so an in-place update reaches the layer. ``model[i]`` is layer i.
+
+    ``forward(x, lengths)`` and ``run(x, state, lengths)`` pass ``lengths`` (a padded batch) to
+    every layer that ``takes_lengths``, until a layer changes the number of steps (``Last``).
     """
+
+    takes_lengths = True
 
     def __init__(self, layers: Iterable[Layer]) -> None:
         super().__init__()
@@ -79,21 +84,31 @@ class Sequential(Layer):
         """Every layer in order, with its param-key prefix ``"{i}."``."""
         return [(f"{i}.", layer) for i, layer in enumerate(self.layers)]
 
-    def forward(self, x: Array) -> Array:
-        """``x (T, B, F_in) -> y (T', B, F_out)`` through every layer in order."""
+    def forward(self, x: Array, lengths: Any = None) -> Array:
+        """``x (T, B, F_in) -> y (T', B, F_out)`` through every layer in order.
+
+        ``lengths`` ``(B,)``: each sequence's real length, for the layers that take it."""
         self._out_shape = None  # a forward that fails part-way leaves nothing to differentiate
         last = len(self.layers) - 1
         for i, layer in enumerate(self.layers):
-            x = self._named(i, partial(layer._forward, share=i < last), x)
+            if lengths is not None and layer.takes_lengths:
+                step = layer.with_lengths(lengths)
+            else:
+                step = partial(layer._forward, share=i < last)
+            y = self._named(i, step, x)
+            x, lengths = y, _still(lengths, x, y)
         self._out_shape = x.shape
         return x
 
-    def run(self, x: Array, state: Mapping[str, Any] | None = None) -> tuple[Array, dict[str, Any]]:
+    def run(
+        self, x: Array, state: Mapping[str, Any] | None = None, lengths: Any = None
+    ) -> tuple[Array, dict[str, Any]]:
         """``forward`` from explicit states: ``x (T, B, F_in) -> (y, states after the last step)``.
 
         ``state`` maps the leaf prefix of a recurrent layer (``"0."``, ``"1.fwd."``, as in
         ``leaves()``) to its ``State``; a layer it leaves out starts from zeros. The returned dict
-        holds every recurrent leaf's final ``State`` under the same keys, ready for the next piece.
+        holds every recurrent leaf's final ``State`` under the same keys, ready for the next piece
+        (with ``lengths``, each sequence's last real state).
         """
         given = dict(state or {})
         prefixes = [f"{i}." for i in range(len(self.layers))]
@@ -104,7 +119,9 @@ class Sequential(Layer):
         after: dict[str, Any] = {}
         for i, (p, layer) in enumerate(zip(prefixes, self.layers, strict=True)):
             inner = {k[len(p) :]: v for k, v in given.items() if k.startswith(p)}  # "1.fwd." -> "fwd."
-            x, final = self._named(i, partial(layer.run, state=inner.get("", inner or None)), x)
+            kw = {"lengths": lengths} if lengths is not None and layer.takes_lengths else {}
+            y, final = self._named(i, partial(layer.run, state=inner.get("", inner or None), **kw), x)
+            x, lengths = y, _still(lengths, x, y)
             if isinstance(final, dict):
                 after.update({p + k: v for k, v in final.items()})
             elif final is not None:
@@ -143,6 +160,11 @@ class Sequential(Layer):
     def __repr__(self) -> str:
         inner = "".join(f"\n  ({i}) {layer!r}" for i, layer in enumerate(self.layers))
         return f"Sequential({inner}\n)"
+
+
+def _still(lengths: Any, x: Any, y: Array) -> Any:
+    """``lengths`` while a layer kept the number of steps (``x`` in, ``y`` out), else ``None``."""
+    return lengths if len(x) == len(y) else None
 
 
 def _walk(named: list[tuple[str, Layer]]) -> Iterator[tuple[str, Layer]]:

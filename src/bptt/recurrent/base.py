@@ -1,7 +1,10 @@
 """What every recurrent cell shares: weights, the explicit state, caches and the weight gradients.
 
 A cell subclass writes only its two loops: ``_steps`` (forward from a start ``State``, filling its
-caches) and ``backward`` (the per-step δ, then ``weight_grads``). Everything that is not
+caches) and ``backward`` (the per-step δ, then ``weight_grads``). With ``lengths`` (a padded batch)
+both loops take one more call per step, ``np.copyto(new, old, where=pad_t)``: at a padded step
+the state is carried unchanged and its δ passes straight through; without ``lengths`` that call
+is skipped and the arithmetic is the same as before. Everything that is not
 sequential is vectorized over all steps: the input projections ``x @ W_ih + b`` are one matmul
 before the loop, and each weight gradient is one ``(T·B, in)ᵀ @ (T·B, out)`` matmul after it.
 """
@@ -12,14 +15,14 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from numpy.typing import DTypeLike
+from numpy.typing import DTypeLike, NDArray
 
 from .._types import Array
 from .._validate import as_array, check_same_shape, check_sequence, positive_int
 from ..errors import ShapeError
 from ..explanation import Explanation, GradientSum, Line, Step, bias_sum, outer_sum, shape
 from ..functional import column_sums
-from ..layers import State, Weighted
+from ..layers import State, Weighted, length_mask
 from .torch_form import to_torch_rnn
 
 __all__ = ["Recurrent", "dsigmoid_times"]
@@ -33,7 +36,14 @@ class Recurrent(Weighted):
     from the attributes ``h0`` (LSTM also ``c0``), each ``None`` (zeros) or ``(B, H)``; after
     ``backward``, ``grad_h0`` (``grad_c0``) hold their gradients (also as ``grad_state``); with
     ``stateful=True`` each ``forward`` leaves its last state there for the next call.
+
+    ``lengths`` ``(B,)`` (each in ``1..T``) marks a padded batch: the steps ``t ≥ lengths[b]``
+    change neither the state nor the gradients. The state is carried through them unchanged (so
+    the final state is each sequence's last real one), their outputs are zero, and ``backward``
+    ignores the upstream gradient there, as torch's ``pack_padded_sequence`` does.
     """
+
+    takes_lengths = True
 
     out_letters = "(T, B, H)"
     state_names: tuple[str, ...] = ("h0",)
@@ -65,6 +75,7 @@ class Recurrent(Weighted):
         self.h0: Array | None = None
         self.grad_h0: Array | None = None
         self._x: Array | None = None
+        self._pad: NDArray[np.bool_] | None = None  # (T, B, 1): the padded steps of the last forward
         self._work: dict[str, Array] = {}  # forward caches and backward buffers, reused across calls
 
     def _add_recurrent_biases(self, k: float) -> None:
@@ -147,29 +158,39 @@ class Recurrent(Weighted):
         return State(*checked)
 
     # --- Forward ------------------------------------------------------------------------------
-    def forward(self, x: Array) -> Array:
-        """``x (T, B, I) -> h (T, B, H)``, the hidden state after every step, from ``h0``/``c0``."""
-        return self._forward(x, share=False)
+    def forward(self, x: Array, lengths: Any = None) -> Array:
+        """``x (T, B, I) -> h (T, B, H)``, the hidden state after every step, from ``h0``/``c0``.
 
-    def run(self, x: Array, state: State | None = None) -> tuple[Array, State]:
-        """``x (T, B, I) -> (h (T, B, H), State after step T)``, starting from ``state`` (``None``: zeros)."""
-        h = self._run(x, state, share=False)
+        ``lengths`` ``(B,)``: each sequence's real length in ``1..T``; ``h`` is zero after it."""
+        return self._forward(x, share=False, lengths=lengths)
+
+    def run(self, x: Array, state: State | None = None, lengths: Any = None) -> tuple[Array, State]:
+        """``x (T, B, I) -> (h (T, B, H), State after step T)``, starting from ``state`` (``None``: zeros).
+
+        With ``lengths`` the returned state is each sequence's last real one."""
+        h = self._run(x, state, share=False, lengths=lengths)
         return h, self.state_after(h.shape[0])
 
-    def _forward(self, x: Array, share: bool) -> Array:
-        h = self._run(x, self.held(), share)
+    def _forward(self, x: Array, share: bool, lengths: Any = None) -> Array:
+        h = self._run(x, self.held(), share, lengths)
         if self.stateful:
             self.state = self.state_after(h.shape[0])
         return h
 
-    def _run(self, x: Array, state: Sequence[Array | None] | None, share: bool) -> Array:
+    def _run(self, x: Array, state: Sequence[Array | None] | None, share: bool, lengths: Any = None) -> Array:
         where = f"{type(self).__name__}.forward"
         x = as_array(x, self.dtype, where, "x")
         T, B, _ = check_sequence(x, where, "x", "(T, B, I)", self.input_size)
         start = self.start(state, B)  # checked before any cache is touched
+        pad = None if lengths is None else ~length_mask(lengths, T, B, where)[:, :, None]  # (T, B, 1)
+        self._pad = pad
         hs = self._steps(x, start)  # (T+1, B, H)
         self._x, self._out_shape = x, (T, B, self.hidden_size)
-        return hs[1:] if share else hs[1:].copy()  # (T, B, H)
+        if pad is None:
+            return hs[1:] if share else hs[1:].copy()  # (T, B, H)
+        h = hs[1:].copy()  # (T, B, H); padded outputs are zero, as pad_packed_sequence gives
+        np.copyto(h, 0.0, where=pad)
+        return h
 
     def _steps(self, x: Array, start: State) -> Array:
         """The cell's forward loop from ``start``; returns ``hs (T+1, B, H)`` with ``hs[0] = h0``."""
@@ -184,6 +205,21 @@ class Recurrent(Weighted):
         np.dot(x.reshape(T * B, I), self.params["W_ih"], out=flat)  # (T·B, G·H)
         if self.bias:
             flat += self.params["b"]
+
+    # --- Padding (lengths) ----------------------------------------------------------------------
+    def step_pads(self, T: int) -> list[NDArray[np.bool_] | None]:
+        """The padded rows ``(B, 1)`` of each of this forward's ``T`` steps (``None`` without lengths)."""
+        return [None] * T if self._pad is None else list(self._pad)
+
+    def drop_padding(self, grad_y: Array, *factors: Array) -> Array:
+        """Zero the per-step ``factors`` (in place) at padded steps; return ``grad_y`` zeroed there.
+
+        ``factors`` are ``(T, B, ...)``; ``grad_y`` is returned as is without ``lengths``."""
+        if self._pad is None:
+            return grad_y
+        for f in factors:
+            np.copyto(f, 0.0, where=self._pad.reshape(self._pad.shape + (1,) * (f.ndim - 3)))
+        return np.where(self._pad, 0.0, grad_y).astype(grad_y.dtype, copy=False)  # (T, B, H)
 
     # --- Backward -----------------------------------------------------------------------------
     def weight_grads(self, h_prev: Array, d_in: Array, d_rec: Array | None = None) -> Array:

@@ -9,7 +9,7 @@ import numpy as np
 
 from .._types import Array
 from .._validate import weight_rng
-from ..layers import Layer, State, layer_types, register_layer
+from ..layers import Layer, State, check_lengths, layer_types, register_layer
 from .base import Recurrent
 from .torch_form import to_torch_rnn
 
@@ -23,7 +23,8 @@ class Bidirectional(Layer):
     ``(T, B, I) -> (T, B, 2H)``: ``[:, :, :H]`` is the forward direction and ``[:, :, H:]`` the
     backward one (its step t has read ``x_t .. x_T``), as in ``torch.nn`` with
     ``bidirectional=True``. It reads the future, so it is not ``causal``: a sequence cannot be
-    cut in time under it (``tbptt`` refuses it).
+    cut in time under it (``tbptt`` refuses it). With ``lengths`` (a padded batch) the backward
+    direction reads each sequence reversed within its own length, as torch's packed one does.
 
     Parameters
     ----------
@@ -41,6 +42,7 @@ class Bidirectional(Layer):
 
     out_letters = "(T, B, 2H)"
     causal = False
+    takes_lengths = True
 
     def __init__(self, layer: Layer, *, rng: np.random.Generator | int | None = None) -> None:
         super().__init__()
@@ -52,6 +54,7 @@ class Bidirectional(Layer):
         self.backward_layer = type(layer)(**layer.config(), rng=backward_rng)
         self.hidden_size = layer.hidden_size
         self.dtype = layer.dtype
+        self._reverse: Array | None = None  # (T, B, 1): the step read at step t backwards; None: T-1-t
 
     @property
     def params(self) -> dict[str, Array]:
@@ -97,32 +100,52 @@ class Bidirectional(Layer):
         """``[("fwd", forward_layer), ("bwd", backward_layer)]``."""
         return [("fwd", self.forward_layer), ("bwd", self.backward_layer)]
 
-    def forward(self, x: Array) -> Array:
-        """``x (T, B, I) -> y (T, B, 2H)``."""
+    def forward(self, x: Array, lengths: Any = None) -> Array:
+        """``x (T, B, I) -> y (T, B, 2H)``; ``lengths`` ``(B,)``: each sequence's real length."""
         self._out_shape = None  # a forward that fails part-way leaves nothing to differentiate
-        ahead = self.forward_layer.forward(x)  # (T, B, H)
-        behind = self.backward_layer.forward(np.asarray(x)[::-1])[::-1]  # (T, B, H), in step order
+        ahead = self.forward_layer.forward(x, lengths)  # (T, B, H)
+        x = self._reversal(x, lengths)
+        behind = self._flip(self.backward_layer.forward(self._flip(x), lengths))  # (T, B, H), in step order
         y = np.concatenate([ahead, behind], axis=2)  # (T, B, 2H)
         self._out_shape = y.shape
         return y
 
-    def run(self, x: Array, state: Mapping[str, State] | None = None) -> tuple[Array, dict[str, State]]:
+    def run(
+        self, x: Array, state: Mapping[str, State] | None = None, lengths: Any = None
+    ) -> tuple[Array, dict[str, State]]:
         """``forward`` from explicit states keyed ``"fwd."`` and ``"bwd."`` (missing: zeros), as
         ``x (T, B, I) -> (y (T, B, 2H), the states after each direction's last step)``."""
         given = dict(state or {})
         self._out_shape = None
-        ahead, end_ahead = self.forward_layer.run(x, given.get("fwd."))  # (T, B, H)
-        behind, end_behind = self.backward_layer.run(np.asarray(x)[::-1], given.get("bwd."))  # reversed
-        y = np.concatenate([ahead, behind[::-1]], axis=2)  # (T, B, 2H)
+        ahead, end_ahead = self.forward_layer.run(x, given.get("fwd."), lengths)  # (T, B, H)
+        x = self._reversal(x, lengths)
+        behind, end_behind = self.backward_layer.run(self._flip(x), given.get("bwd."), lengths)  # reversed
+        y = np.concatenate([ahead, self._flip(behind)], axis=2)  # (T, B, 2H)
         self._out_shape = y.shape
         return y, {"fwd.": end_ahead, "bwd.": end_behind}
+
+    def _reversal(self, x: Array, lengths: Any) -> Array:
+        """``x`` as an array; remember how to reverse its steps: within each sequence's length."""
+        x = np.asarray(x)
+        self._reverse = None
+        if lengths is not None:  # step t of sequence b reads L_b - 1 - t; padding stays in place
+            T, B = x.shape[:2]
+            t, L = np.arange(T)[:, None], check_lengths(lengths, T, B, "Bidirectional.forward")
+            self._reverse = np.where(t < L, L - 1 - t, t)[:, :, None]  # (T, B, 1)
+        return x
+
+    def _flip(self, a: Array) -> Array:
+        """``a (T, B, F)`` reversed in time (each sequence within its length, with ``lengths``)."""
+        if self._reverse is None:
+            return a[::-1]
+        return np.take_along_axis(a, self._reverse, axis=0)  # (T, B, F)
 
     def backward(self, grad_y: Array) -> Array:
         """``grad_y (T, B, 2H) -> grad_x (T, B, I)``, the sum of both directions' ``grad_x``."""
         g = self._check_grad(grad_y, self.dtype)
         H = self.hidden_size
         grad_x = self.forward_layer.backward(g[:, :, :H])
-        grad_x += self.backward_layer.backward(np.ascontiguousarray(g[::-1, :, H:]))[::-1]
+        grad_x += self._flip(self.backward_layer.backward(np.ascontiguousarray(self._flip(g[:, :, H:]))))
         return grad_x
 
     # --- The torch form: one torch module with bidirectional=True ------------------------------

@@ -63,6 +63,7 @@ class GRU(Recurrent):
         gates = self.buffer("gates", (T, B, 3, H))  # r, z, n
         hs[0] = start.h
         self.project(x, xw)
+        pads = self.step_pads(T)
         for t in range(T):  # 10 NumPy calls per step
             h_prev, h = hs[t], hs[t + 1]
             r, z, n = gates[t].transpose(1, 0, 2)  # each (B, H)
@@ -77,6 +78,8 @@ class GRU(Recurrent):
             np.subtract(h_prev, n, out=h)
             h *= z
             h += n  # h_t = n + z ⊙ (h_{t-1} - n) = (1 - z) ⊙ n + z ⊙ h_{t-1}
+            if pads[t] is not None:
+                np.copyto(h, h_prev, where=pads[t])  # padding: h_t = h_{t-1}
         return hs
 
     def torch_forward(self, torch: Any, x: Any, params: Mapping[str, Any], state: State | None = None) -> Any:
@@ -137,11 +140,13 @@ class GRU(Recurrent):
         np.multiply(n, n, out=dn_dh)
         np.subtract(1.0, dn_dh, out=dn_dh)
         dn_dh *= np.subtract(1.0, z)
+        dy = self.drop_padding(dy, dz_dh, dn_dh)  # padding: no output gradient, δ = 0 (δr̂ follows δn̂)
 
         d_in = self.buffer("d_in", (T, B, 3, H))  # δ of x W_ih + b: [δr̂, δẑ, δn̂]
         d_rec = self.buffer("d_rec", (T, B, 3, H))  # δ of h W_hh (+ b_hn): [δr̂, δẑ, r ⊙ δn̂]
         W_hh_T = np.ascontiguousarray(self.params["W_hh"].T)  # (3H, H)
         dh_next, dh, through_z = (np.zeros((B, H), self.dtype) for _ in range(3))
+        pads = self.step_pads(T)
         for t in range(T - 1, -1, -1):  # 8 NumPy calls per step
             dr, dz, dn = d_rec[t].transpose(1, 0, 2)  # each (B, H)
             np.add(dy[t], dh_next, out=dh)  # δh_t = ∂L/∂h_t: from the output and from step t+1
@@ -152,6 +157,8 @@ class GRU(Recurrent):
             np.dot(d_rec[t].reshape(B, 3 * H), W_hh_T, out=dh_next)  # through W_hhᵀ: (B, H)
             np.multiply(dh, z[t], out=through_z)
             dh_next += through_z  # δh_{t-1}: through W_hh and directly through z
+            if pads[t] is not None:
+                np.copyto(dh_next, dh, where=pads[t])  # padding carried h_{t-1}: its δ is δh_t
         self.grad_h0 = dh_next
         d_in[:, :, :2] = d_rec[:, :, :2]  # r and z: the input and recurrent sides add, so share δ
         if self.bias:

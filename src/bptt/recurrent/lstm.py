@@ -83,6 +83,7 @@ class LSTM(Recurrent):
         hs[0], cs[0] = start.h, start.c
         self.project(x, zs)  # x_t W_ih + b for every step
         hz, ig = np.empty((B, 4 * H), self.dtype), np.empty((B, H), self.dtype)
+        pads = self.step_pads(T)
         for t in range(T):  # 10 NumPy calls per step
             z, (i, f, g, o) = zs[t], gates[t].transpose(1, 0, 2)  # (B, 4, H); each gate (B, H)
             np.dot(hs[t], W_hh, out=hz)  # h_{t-1} W_hh: (B, 4H)
@@ -94,6 +95,9 @@ class LSTM(Recurrent):
             cs[t + 1] += ig  # c_t = f ⊙ c_{t-1} + i ⊙ g
             np.tanh(cs[t + 1], out=tanh_c[t])
             np.multiply(o, tanh_c[t], out=hs[t + 1])  # h_t = o ⊙ tanh(c_t)
+            if pads[t] is not None:  # padding: h_t, c_t = h_{t-1}, c_{t-1}
+                np.copyto(hs[t + 1], hs[t], where=pads[t])
+                np.copyto(cs[t + 1], cs[t], where=pads[t])
         return hs
 
     def torch_forward(self, torch: Any, x: Any, params: Mapping[str, Any], state: State | None = None) -> Any:
@@ -144,11 +148,13 @@ class LSTM(Recurrent):
         np.multiply(tanh_c, tanh_c, out=dc_dh)
         np.subtract(1.0, dc_dh, out=dc_dh)
         dc_dh *= o
+        dy = self.drop_padding(dy, dc_dz, dc_dh)  # padding: no output gradient, δz_t = 0
 
         dz = self.buffer("dz", (T, B, 4, H))  # δz_t for every step
         W_hh_T = np.ascontiguousarray(self.params["W_hh"].T)  # (4H, H)
         dh_next, dc_next = np.zeros((B, H), self.dtype), np.zeros((B, H), self.dtype)
         dh, dc = np.empty((B, H), self.dtype), np.empty((B, H), self.dtype)
+        pads = self.step_pads(T)
         for t in range(T - 1, -1, -1):  # 7 NumPy calls per step
             np.add(dy[t], dh_next, out=dh)  # δh_t = ∂L/∂h_t: from the output and from step t+1
             np.multiply(dh, dc_dh[t], out=dc)
@@ -157,6 +163,9 @@ class LSTM(Recurrent):
             np.multiply(dh, dc_dz[t, :, 3], out=dz[t, :, 3])  # δz_o
             np.multiply(dc, f[t], out=dc_next)  # δc_{t-1} = δc_t ⊙ f_t
             np.dot(dz[t].reshape(B, 4 * H), W_hh_T, out=dh_next)  # δh_{t-1} through W_hhᵀ: (B, H)
+            if pads[t] is not None:  # padding carried h and c: their δ pass straight through
+                np.copyto(dh_next, dh, where=pads[t])
+                np.copyto(dc_next, dc, where=pads[t])
         self.grad_h0, self.grad_c0 = dh_next, dc_next
         return self.weight_grads(hs[:-1], dz)
 

@@ -87,10 +87,12 @@ class RNN(Recurrent):
         hs[0] = start.h
         self.project(x, hs[1:])  # x_t W_ih + b for every step: only the recurrence is sequential
         buf = np.empty((B, H), self.dtype)
-        for h_prev, h in pairwise(list(hs)):  # 3 NumPy calls per step
+        for (h_prev, h), pad in zip(pairwise(list(hs)), self.step_pads(T), strict=True):  # 3 calls per step
             np.dot(h_prev, W_hh, out=buf)  # h_{t-1} W_hh: (B, H)
             h += buf  # a_t = x_t W_ih + b + h_{t-1} W_hh
             act(h, out=h)  # h_t = act(a_t)
+            if pad is not None:
+                np.copyto(h, h_prev, where=pad)  # padding: h_t = h_{t-1}
         return hs
 
     def torch_forward(self, torch: Any, x: Any, params: Mapping[str, Any], state: State | None = None) -> Any:
@@ -133,12 +135,15 @@ class RNN(Recurrent):
         hs = self._work["hs"]
         W_hh_T = np.ascontiguousarray(self.params["W_hh"].T)  # (H, H)
         da = dact(hs[1:], out=self.buffer("da", (T, B, H)))  # act'(a_t), all steps; becomes δa_t
+        g = self.drop_padding(g, da)  # padding: no output gradient, δa_t = 0
         dh_next = np.zeros((B, H), self.dtype)  # ∂L/∂h_t through step t+1
         dh = np.empty((B, H), self.dtype)
-        for g_t, da_t in zip(g[::-1], da[::-1], strict=True):  # t = T..1; 3 NumPy calls per step
+        for g_t, da_t, pad in zip(g[::-1], da[::-1], self.step_pads(T)[::-1], strict=True):  # t = T..1
             np.add(g_t, dh_next, out=dh)  # ∂L/∂h_t: from the output and from step t+1
             da_t *= dh  # δa_t = ∂L/∂h_t ⊙ act'(a_t): (B, H)
             np.dot(da_t, W_hh_T, out=dh_next)  # ∂L/∂h_{t-1} through W_hhᵀ: (B, H)
+            if pad is not None:
+                np.copyto(dh_next, dh, where=pad)  # padding carried h_{t-1}: ∂L/∂h_{t-1} = ∂L/∂h_t
         self.grad_h0 = dh_next
         return self.weight_grads(hs[:-1], da)
 

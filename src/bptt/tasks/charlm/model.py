@@ -1,0 +1,120 @@
+"""The character model itself: one-hot inputs, the network, its history and its held-out bpc."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ... import trainer
+from ..._types import Array
+from ...layers import Dense, Layer, Sequential
+from ...losses import CrossEntropyLoss
+from ...recurrent import LSTM, RNN, Recurrent
+
+__all__ = ["LN2", "CharHistory", "OneHot", "bpc", "build_model", "recurrent_of", "split", "streams"]
+
+LN2 = math.log(2.0)
+
+
+class OneHot:
+    """A lazy one-hot view of character ids ``(T, B)``: slicing time gives ``(t, B, V)`` floats."""
+
+    def __init__(self, ids: NDArray[np.integer[Any]], size: int) -> None:
+        self.ids, self.size = ids, size
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, index: slice) -> Array:
+        ids = self.ids[index]  # (t, B)
+        out = np.zeros((*ids.shape, self.size))
+        np.put_along_axis(out, ids[..., None], 1.0, axis=-1)
+        return out
+
+
+def split(ids: NDArray[np.int64], held_out: float = 0.1) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """The text's first part for training and its last ``held_out`` fraction for measuring bpc."""
+    cut = int(len(ids) * (1.0 - held_out))
+    return ids[:cut], ids[cut:]
+
+
+def streams(ids: NDArray[np.int64], batch: int) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """``batch`` contiguous streams: inputs ``(L, B)`` and next-character targets ``(L, B)``."""
+    L = (len(ids) - 1) // batch
+    if L < 2:
+        raise ValueError(f"the text is too short for {batch} streams: use a smaller batch or more text")
+    x = ids[: L * batch].reshape(batch, L).T
+    y = ids[1 : L * batch + 1].reshape(batch, L).T
+    return x, y
+
+
+def build_model(vocab_size: int, hidden: int, cell: str, rng: np.random.Generator) -> Sequential:
+    """``RNN`` or ``LSTM`` over one-hot characters, then ``Dense`` to one logit per character."""
+    if cell not in ("rnn", "lstm"):
+        raise ValueError(f"charlm: cell must be 'rnn' or 'lstm', got {cell!r}")
+    recurrent = RNN(vocab_size, hidden, rng=rng) if cell == "rnn" else LSTM(vocab_size, hidden, rng=rng)
+    return Sequential([recurrent, Dense(hidden, vocab_size, rng=rng)])
+
+
+@dataclass
+class CharHistory(trainer.History):
+    """Training loss (nats per character) per update, and held-out ``bpc`` at each check.
+
+    ``best_step`` and ``best_bpc`` are the update of the lowest held-out bpc and that bpc (the
+    first check that reached it; ``None`` before any check): the model ``train`` returns.
+    """
+
+    METRICS: ClassVar[tuple[str, ...]] = ("bpc",)
+
+    bpc: list[float] = field(default_factory=list)
+
+    @property
+    def best_check(self) -> int | None:
+        """Index of the check with the lowest bpc (the first of equals), ``None`` before any."""
+        return int(np.argmin(self.bpc)) if self.bpc else None
+
+    @property
+    def best_step(self) -> int | None:
+        """The update whose model had the lowest held-out bpc."""
+        best = self.best_check
+        return None if best is None else self.check_step[best]
+
+    @property
+    def best_bpc(self) -> float | None:
+        """The lowest held-out bpc of any check."""
+        best = self.best_check
+        return None if best is None else self.bpc[best]
+
+    @property
+    def checks_since_best(self) -> int:
+        """How many checks came after the best one without beating it."""
+        best = self.best_check
+        return 0 if best is None else len(self.bpc) - 1 - best
+
+
+def recurrent_of(model: Layer) -> Recurrent:
+    """The model's first layer, which must be recurrent, or ``ValueError``."""
+    _, first = next(model.leaves())
+    if not isinstance(first, Recurrent):
+        raise ValueError(f"charlm: the model must start with a recurrent layer, got {first!r}")
+    return first
+
+
+def bpc(model: Layer, ids: NDArray[np.int64], vocab_size: int, chunk: int = 256) -> float:
+    """Held-out bits per character: mean ``-log₂ p(next char)`` over ``ids``, one stream.
+
+    The stream runs in pieces of ``chunk`` characters from zero states, each piece from the
+    states the last one ended in (``model.run``); the model's own state attributes are untouched.
+    """
+    recurrent_of(model)
+    loss_fn = CrossEntropyLoss("sum")
+    total, state = 0.0, None
+    x, y = OneHot(ids[:-1, None], vocab_size), ids[1:, None]
+    for s in range(0, len(ids) - 1, chunk):
+        logits, state = model.run(x[s : s + chunk], state)  # (chunk, 1, V)
+        total += loss_fn(logits, y[s : s + chunk])[0]
+    return total / (len(ids) - 1) / LN2
