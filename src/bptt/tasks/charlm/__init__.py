@@ -16,7 +16,9 @@ its bpc), ``ngram`` (the baselines), ``sampling`` (writing); this one holds the 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import NDArray
@@ -28,15 +30,28 @@ from ...losses import CrossEntropyLoss
 from ...optim import Adagrad, Adam, Optimizer
 from ...tbptt import tbptt
 from .corpus import Corpus, find_files, python_files, read_corpus
-from .model import CharHistory, OneHot, bpc, build_model, recurrent_of, split, streams
+from .model import (
+    CHECK_CHARS,
+    STREAM_CHARS,
+    CharHistory,
+    OneHot,
+    bpc,
+    build_model,
+    held_streams,
+    recurrent_of,
+    split,
+    streams,
+)
 from .ngram import MAX_ORDER, bigram_bpc, kneser_ney_bpc, unigram_bpc
 from .sampling import generate, sample
 from .text import MAX_TEXT_BYTES, UNKNOWN, Vocabulary, default_text, load_text
 
 __all__ = [
+    "CHECK_CHARS",
     "MAX_ORDER",
     "MAX_TEXT_BYTES",
     "PATIENCE",
+    "STREAM_CHARS",
     "UNKNOWN",
     "CharHistory",
     "Corpus",
@@ -49,6 +64,7 @@ __all__ = [
     "default_text",
     "find_files",
     "generate",
+    "held_streams",
     "kneser_ney_bpc",
     "load_text",
     "python_files",
@@ -100,13 +116,16 @@ def train(
     seed: int = 0,
     callback: Callback | None = None,
     interruptible: bool = False,
+    seconds: float | None = None,
 ) -> tuple[Sequential, Vocabulary, CharHistory]:
     """Train a character model on ``text`` (default: the shipped corpus) with BPTT(k1, k2).
 
     ``text`` is a string, whose last tenth is held out, or a ``Corpus`` of whole files. Held-out
-    bpc is checked every ``check_every`` updates and at the last; training stops once ``patience``
-    checks in a row bring no lower bpc (``None``: never). Returns the best check's model
-    (``history.best_step``), its vocabulary and the history. Deterministic for a seed.
+    bpc (at most ``CHECK_CHARS`` characters) is checked every ``check_every`` updates and at the
+    last; training stops once ``patience`` checks in a row bring no lower bpc (``None``: never),
+    or, with ``seconds``, after one last check at the first update that finds that much wall time
+    spent on updates (checks excluded). Returns the best check's model (``history.best_step``),
+    its vocabulary and the history. Deterministic for a seed (without ``seconds``).
 
     ``callback(update, loss, history)`` is called after every update. With ``interruptible``,
     the first SIGINT or SIGTERM stops training after the current update by raising
@@ -117,14 +136,11 @@ def train(
     sizes = {"hidden": hidden, "steps": steps, "batch": batch, "check_every": check_every}
     _check(sizes | ({} if patience is None else {"patience": patience}), optimizer)
     rng = as_rng(seed, "charlm.train")
-    corpus = as_corpus(text)
-    vocab, held = corpus.vocab, corpus.held
+    vocab = (corpus := as_corpus(text)).vocab
     xs, ys = streams(corpus.train, batch)
     model = build_model(len(vocab), hidden, cell, rng)
     opt: Optimizer = Adam(model, lr=lr) if optimizer == "adam" else Adagrad(model, lr=lr)
-    history, best = CharHistory(), trainer.Best("bpc")
-    # bpc runs its own pass over the held-out text; tbptt keeps the training streams' state apart.
-    evaluation = trainer.Evaluation(lambda: {"bpc": bpc(model, held, len(vocab))}, check_every, best=best)
+    history, best, clock = CharHistory(), trainer.Best("bpc"), Budget(seconds)
     updates = _updates(model, OneHot(xs, len(vocab)), ys, k1, k2)
     try:
         trainer.fit(
@@ -134,8 +150,8 @@ def train(
             steps,
             history=history,
             clip=clip,
-            evaluation=evaluation,
-            until=None if patience is None else _stop_after(patience),
+            evaluation=_checks(model, corpus, check_every, best, clock),
+            until=_stop_after(patience, clock),
             callback=callback,
             interruptible=interruptible,
         )
@@ -153,9 +169,59 @@ def _check(counts: dict[str, int], optimizer: str) -> None:
         raise ValueError(f"charlm.train: optimizer must be 'adam' or 'adagrad', got {optimizer!r}")
 
 
-def _stop_after(patience: int) -> Callable[[CharHistory], bool]:
-    """The stopping rule: ``patience`` checks in a row without a lower held-out bpc."""
-    return lambda history: history.checks_since_best >= patience
+def _checks(model: Layer, corpus: Corpus, every: int, best: trainer.Best, clock: Budget) -> _Timed:
+    """Held-out bpc of at most ``CHECK_CHARS`` characters every ``every`` updates, at the last and
+    once time is spent; its time does not count against ``clock``. ``bpc`` runs its own pass over
+    the held-out text; tbptt keeps the training streams' state apart."""
+    measure = clock.excluded(
+        lambda: {"bpc": bpc(model, corpus.held, len(corpus.vocab), max_chars=CHECK_CHARS)}
+    )
+    return _Timed(measure, every, best=best, clock=clock)
+
+
+def _stop_after(patience: int | None, clock: Budget) -> Callable[[CharHistory], bool] | None:
+    """The stopping rule: ``patience`` checks in a row without a lower held-out bpc, or no time left."""
+    if patience is None and clock.seconds is None:
+        return None
+    return lambda history: clock.spent() or (patience is not None and history.checks_since_best >= patience)
+
+
+class Budget:
+    """Wall time spent outside the calls wrapped by ``excluded``, against ``seconds`` (``None``: none)."""
+
+    def __init__(self, seconds: float | None) -> None:
+        self.seconds, self.start, self.outside = seconds, time.perf_counter(), 0.0
+
+    def elapsed(self) -> float:
+        """Seconds since the start, less those spent in excluded calls."""
+        return time.perf_counter() - self.start - self.outside
+
+    def spent(self) -> bool:
+        """Whether the budget has run out."""
+        return self.seconds is not None and self.elapsed() >= self.seconds
+
+    def excluded(self, measure: Callable[[], dict[str, float]]) -> Callable[[], dict[str, float]]:
+        """``measure``, its time not counted."""
+
+        def timed() -> dict[str, float]:
+            begin = time.perf_counter()
+            try:
+                return measure()
+            finally:
+                self.outside += time.perf_counter() - begin
+
+        return timed
+
+
+@dataclass(frozen=True)
+class _Timed(trainer.Evaluation):
+    """The check schedule, and one more check at the first step after the budget has run out."""
+
+    clock: Budget = field(default_factory=lambda: Budget(None))
+
+    def due(self, step: int, last: int) -> bool:
+        """On the schedule, at the last step, or once the time is spent."""
+        return super().due(step, last) or self.clock.spent()
 
 
 def _updates(model: Layer, x: OneHot, ys: NDArray[np.int64], k1: int, k2: int) -> Iterator[float]:
