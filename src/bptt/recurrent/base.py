@@ -48,6 +48,7 @@ class Recurrent(Weighted):
     out_letters = "(T, B, H)"
     state_names: tuple[str, ...] = ("h0",)
     gates = 1  # G: blocks of H columns in the packed weights
+    torch_name = "RNN"  # the torch.nn class with the same equations and gate order
     trajectories: tuple[str, ...] = ("hs",)  # the caches ``(T+1, B, H)`` that ``State`` is read from
 
     def __init__(
@@ -308,6 +309,11 @@ class Recurrent(Weighted):
     def config_from_torch(cls, module: Any) -> dict[str, Any]:
         """The inverse of ``torch_options``: this cell's own options, read from a torch module."""
         return {}
+
+    @classmethod
+    def torch_counterpart(cls, torch: Any) -> Any:
+        """``torch.nn.RNN``, ``LSTM`` or ``GRU``: the class named by ``torch_name``."""
+        return getattr(torch.nn, cls.torch_name)
 
     def torch_biases(self) -> tuple[Array, Array]:
         """``(bias_ih, bias_hh)`` in torch's layout, both ``(G·H,)``: ``b`` and zeros (torch adds them)."""

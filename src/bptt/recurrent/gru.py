@@ -49,6 +49,7 @@ class GRU(Recurrent):
     """
 
     gates = 3
+    torch_name = "GRU"
 
     def _add_recurrent_biases(self, k: float) -> None:
         self._add_param("b_hn", self._uniform(k, (self.hidden_size,)))
@@ -98,11 +99,6 @@ class GRU(Recurrent):
             h = (1.0 - z) * n + z * h
             hs.append(h)
         return torch.stack(hs)  # (T, B, H)
-
-    @classmethod
-    def torch_counterpart(cls, torch: Any) -> Any:
-        """``torch.nn.GRU``."""
-        return torch.nn.GRU
 
     def torch_biases(self) -> tuple[Array, Array]:
         """``bias_ih = b`` and ``bias_hh = [0 (r), 0 (z), b_hn]``."""

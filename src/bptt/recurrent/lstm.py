@@ -50,6 +50,7 @@ class LSTM(Recurrent):
     state_names = ("h0", "c0")
     trajectories = ("hs", "cs")
     gates = 4
+    torch_name = "LSTM"
     c0: Array | None = None
     grad_c0: Array | None = None
 
@@ -115,11 +116,6 @@ class LSTM(Recurrent):
             h = o * torch.tanh(c)
             hs.append(h)
         return torch.stack(hs)  # (T, B, H)
-
-    @classmethod
-    def torch_counterpart(cls, torch: Any) -> Any:
-        """``torch.nn.LSTM``."""
-        return torch.nn.LSTM
 
     def backward(self, grad_y: Array) -> Array:
         """``grad_y (T, B, H) -> grad_x (T, B, I)``; fills ``grads``, ``grad_h0`` and ``grad_c0``.

@@ -105,11 +105,6 @@ class RNN(Recurrent):
             hs.append(h)
         return torch.stack(hs)  # (T, B, H)
 
-    @classmethod
-    def torch_counterpart(cls, torch: Any) -> Any:
-        """``torch.nn.RNN``."""
-        return torch.nn.RNN
-
     def torch_options(self) -> dict[str, Any]:
         """``nonlinearity``: ``nn.RNN`` has only tanh and relu, so other activations raise ``ValueError``."""
         if self.activation not in ("tanh", "relu"):
