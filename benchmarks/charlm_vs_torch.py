@@ -2,7 +2,8 @@
 
 Both engines train an LSTM (or RNN) over one-hot characters -> Linear, softmax cross-entropy, Adam,
 gradient clipping at 5 and truncated BPTT(k1, k2) over the same parallel streams of the shipped
-corpus (or the standard library's), on one thread, on the same schedule: the held-out bpc is
+corpus (or the standard library's), in the same dtype (``--dtype``, float32 as ``bptt train``), on
+one thread, on the same schedule: the held-out bpc is
 measured every ``--check-every`` updates and at the last, each engine keeps its best check's
 model, and both stop early after ``--patience`` checks without a lower bpc (``--patience 0``:
 never), or, with ``--minutes M``, at the first update that finds M minutes of update time spent
@@ -14,7 +15,7 @@ held-out text, the wall time per update (the checks excluded) and per check.
     python benchmarks/charlm_vs_torch.py                      # LSTM 128, up to 1500 updates
     python benchmarks/charlm_vs_torch.py --cell rnn --steps 300
     python benchmarks/charlm_vs_torch.py --corpus python      # the standard library, whole files held out
-    python benchmarks/charlm_vs_torch.py --corpus python --minutes 10   # issue 15's table
+    python benchmarks/charlm_vs_torch.py --corpus python --minutes 10 --save best.npz  # issue 15's table
 
 The baselines are unigram and bigram (add-one) and interpolated Kneser-Ney n-grams of every order
 from 1 to 5, all measured on the held-out text (the best order is marked).
@@ -28,6 +29,7 @@ import time
 from collections.abc import Iterator
 from typing import Any, NamedTuple
 
+import bptt
 from bptt.cli.train_charlm import baselines, describe
 from bptt.tasks import charlm
 from bptt.tbptt import windows
@@ -36,25 +38,27 @@ from bptt.tbptt import windows
 class TorchRun:
     """The charlm recipe in torch: the model, its optimizer, the streams and the held-out text."""
 
-    def __init__(self, corpus: charlm.Corpus, cell: str, hidden: int, batch: int, seed: int) -> None:
+    def __init__(
+        self, corpus: charlm.Corpus, cell: str, hidden: int, batch: int, seed: int, dtype: str = "float32"
+    ) -> None:
         import torch
 
         torch.manual_seed(seed)
-        self.torch, self.cell = torch, cell
+        self.torch, self.cell, self.dtype = torch, cell, getattr(torch, dtype)
         self.V = V = len(corpus.vocab)
         self.held = corpus.held
         xs, ys = charlm.streams(corpus.train, batch)
-        self.rnn = (torch.nn.LSTM if cell == "lstm" else torch.nn.RNN)(V, hidden, dtype=torch.float64)
-        self.head = torch.nn.Linear(hidden, V, dtype=torch.float64)
+        self.rnn = (torch.nn.LSTM if cell == "lstm" else torch.nn.RNN)(V, hidden, dtype=self.dtype)
+        self.head = torch.nn.Linear(hidden, V, dtype=self.dtype)
         self.params = [*self.rnn.parameters(), *self.head.parameters()]
         self.opt = torch.optim.Adam(self.params, lr=0.005)
         # Ids only: each window's one-hot is made when it runs (as bptt's lazy OneHot), not the
-        # whole training set's up front (8 GB of float64 for the standard library).
+        # whole training set's up front (4 GB of float32 for the standard library).
         self.x_ids, self.y_all = torch.from_numpy(xs), torch.from_numpy(ys)
 
     def one_hot(self, ids: Any) -> Any:
-        """Character ids ``(t, B)`` as float64 one-hot vectors ``(t, B, V)``."""
-        return self.torch.nn.functional.one_hot(ids, self.V).double()
+        """Character ids ``(t, B)`` as one-hot vectors ``(t, B, V)`` of the model's dtype."""
+        return self.torch.nn.functional.one_hot(ids, self.V).to(self.dtype)
 
     def updates(self, k1: int, k2: int) -> Iterator[None]:
         """BPTT(k1, k2) over the streams, pass after pass, each pass from zero states, as in bptt."""
@@ -127,7 +131,7 @@ def train_torch(text: charlm.Corpus, cell: str, *, seconds: float | None, **reci
     ``seconds`` of update time spent (checks excluded; one last check then), as ``charlm.train``.
     """
     steps, check_every, patience = recipe["steps"], recipe["check_every"], recipe["patience"]
-    run = TorchRun(text, cell, recipe["hidden"], recipe["batch"], seed=0)
+    run = TorchRun(text, cell, recipe["hidden"], recipe["batch"], seed=0, dtype=recipe["dtype"])
     best_bpc, best_step, since, spent, checking, step, checks = math.inf, 0, 0, 0.0, 0.0, 0, 0
     best, updates = run.weights(), run.updates(recipe["k1"], recipe["k2"])
     while step < steps and (patience is None or since < patience):
@@ -150,8 +154,13 @@ def train_torch(text: charlm.Corpus, cell: str, *, seconds: float | None, **reci
     return Result(best_bpc, run.bpc(), best_step, step, spent / step, checking / checks)
 
 
-def train_bptt(text: charlm.Corpus, cell: str, *, seconds: float | None, **recipe: Any) -> Result:
-    """``charlm.train``, timed: update time from the updates without a check, check time apart."""
+def train_bptt(
+    text: charlm.Corpus, cell: str, *, seconds: float | None, save: str | None = None, **recipe: Any
+) -> Result:
+    """``charlm.train``, timed: update time from the updates without a check, check time apart.
+
+    With ``save``, the best check's model is written there, as ``bptt train`` would, for ``bptt sample``.
+    """
     times: dict[str, list[float]] = {"update": [], "checked": []}
     last = [time.perf_counter()]
 
@@ -166,6 +175,10 @@ def train_bptt(text: charlm.Corpus, cell: str, *, seconds: float | None, **recip
     per_check = sum(times["checked"]) / len(times["checked"]) - per_update
     assert history.best_bpc is not None and history.best_step is not None  # the last update is checked
     full = charlm.bpc(model, text.held, len(vocab))
+    if save is not None:
+        meta = {"task": "charlm", "vocab": vocab.chars, "cell": cell, "updates": len(history.loss)}
+        meta |= {"best_step": history.best_step, "best_bpc": history.best_bpc, "dtype": recipe["dtype"]}
+        bptt.io.save(model, save, meta=meta, extra=history.arrays())
     return Result(history.best_bpc, full, history.best_step, len(history.loss), per_update, per_check)
 
 
@@ -183,6 +196,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--check-every", type=int, default=100)
     p.add_argument("--patience", type=int, default=charlm.PATIENCE, help="0: never stop early")
     p.add_argument("--corpus", choices=["shipped", "python"], default="shipped", help="the training text")
+    p.add_argument("--dtype", choices=["float32", "float64"], default="float32", help="both engines' floats")
+    p.add_argument("--save", metavar="PATH", help="save bptt's best model there (for `bptt sample`)")
     args = p.parse_args(argv)
 
     import torch
@@ -195,10 +210,10 @@ def main(argv: list[str] | None = None) -> None:
     print(describe(text))
     steps = args.steps or (10**9 if args.minutes else 1500)
     recipe = {"hidden": args.hidden, "steps": steps, "batch": args.batch, "k1": args.k1, "k2": args.k2}
-    recipe |= {"check_every": args.check_every, "patience": args.patience or None}
+    recipe |= {"check_every": args.check_every, "patience": args.patience or None, "dtype": args.dtype}
     seconds = None if args.minutes is None else 60 * args.minutes
     with threadpool_limits(limits=1):
-        ours = train_bptt(text, args.cell, seconds=seconds, **recipe)
+        ours = train_bptt(text, args.cell, seconds=seconds, save=args.save, **recipe)
         theirs = train_torch(text, args.cell, seconds=seconds, **recipe)
     report(args, baselines(text), ours, theirs)
 
@@ -211,7 +226,7 @@ def report(args: argparse.Namespace, counted: list[tuple[str, float]], ours: Res
         f"checks every {args.check_every} updates and at the last"
         f" ({charlm.CHECK_CHARS:,} held-out characters at most)"
     )
-    print(f"{stop}{budget}")
+    print(f"{stop}{budget}; {args.dtype}")
     print("held-out bpc: the whole held-out text; for each engine, its best check's model")
     head = f"{'model':<28} {'held-out bpc':>12} {'best check':>10} {'at update':>10} {'of':>7}"
     print(f"{head} {'ms / update':>12} {'s / check':>10}")

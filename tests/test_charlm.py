@@ -109,6 +109,19 @@ def test_training_is_deterministic_and_learns() -> None:
     assert np.mean(history.loss[-3:]) < np.mean(history.loss[:3])
 
 
+def test_training_is_float32_by_default_and_float64_on_request() -> None:
+    """Every weight, gradient and optimizer buffer stays in the dtype asked for; both learn the same."""
+    held = {}
+    for dtype in (np.float32, np.float64):
+        recipe = {"hidden": 12, "steps": 12, "batch": 4, "k1": 5, "k2": 9, "check_every": 6}
+        model, _, history = charlm.train(TEXT, **recipe, **({} if dtype == np.float32 else {"dtype": dtype}))
+        assert {v.dtype for v in (*model.params.values(), *model.grads.values())} == {np.dtype(dtype)}
+        held[dtype] = history.bpc
+    assert held[np.float32] == pytest.approx(held[np.float64], abs=1e-4)
+    with pytest.raises(TypeError, match="float32 or np.float64, got 'float16'"):
+        charlm.train(TEXT, steps=1, dtype="float16")
+
+
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_interruptible_training_stops_after_the_current_update(signum: int) -> None:
     """SIGINT or SIGTERM: Interrupted carries the model after that update, as a shorter run ends."""

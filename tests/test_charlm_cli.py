@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -85,3 +86,29 @@ def test_cli_bad_corpus_flags(argv: list[str], words: str, capsys: pytest.Captur
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and words in err
+
+
+@pytest.mark.parametrize("dtype", [None, "float64"])
+def test_cli_dtype(tmp_path: Path, dtype: str | None) -> None:
+    """The model trains and is saved in float32 by default, in float64 with --dtype float64."""
+    text, out = tmp_path / "t.txt", tmp_path / "m.npz"
+    text.write_text("the cat sat on the mat. " * 20)
+    flags = [] if dtype is None else ["--dtype", dtype]
+    assert main(["train", "--task", "charlm", "--text", str(text), *SMALL, *flags, "--out", str(out)]) == 0
+    model, meta, _ = bptt.io.read(out)
+    assert {v.dtype.name for v in model.params.values()} == {dtype or "float32"} == {meta["dtype"]}
+
+
+def test_cli_minutes_is_a_time_budget(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--minutes without --steps: no limit on updates; the budget ends the run, and the report says so."""
+    text, out = tmp_path / "t.txt", tmp_path / "m.npz"
+    text.write_text("the cat sat on the mat. " * 20)
+    flags = ["--hidden", "4", "--batch", "2", "--k1", "5", "--k2", "5", "--patience", "0", "--quiet"]
+    argv = ["train", "--task", "charlm", "--text", str(text), *flags, "--minutes", "1e-5", "--out", str(out)]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert re.search(
+        r"best held-out bpc \d\.\d{3} at update \d+ \(of \d+; 1e-05 minutes of updates spent\)", printed
+    )
+    meta = bptt.io.read(out)[1]
+    assert meta["steps"] is None and meta["seconds"] == pytest.approx(6e-4)

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import bptt
+from bptt.cli import main
 from bptt.tasks import charlm
 from bptt.tasks.charlm import model as charlm_model
 
@@ -74,7 +75,7 @@ def test_the_torch_benchmark_measures_what_charlm_bpc_measures(
     monkeypatch.setattr(charlm_model, "STREAM_CHARS", stream_chars)
     vocab, ids = _ids()
     corpus = charlm.Corpus(vocab, ids, ids)
-    run = _script("charlm_vs_torch").TorchRun(corpus, "lstm", 8, 4, seed=0)
+    run = _script("charlm_vs_torch").TorchRun(corpus, "lstm", 8, 4, seed=0, dtype="float64")
     model = bptt.from_torch(torch.nn.Sequential(run.rnn, run.head))
     for limit in (None, 60):
         ours = charlm.bpc(model, ids, len(vocab), max_chars=limit)
@@ -88,10 +89,15 @@ def test_a_time_budget_ends_training_after_a_last_check() -> None:
     assert math.isfinite(history.bpc[0])
 
 
-def test_the_benchmark_takes_a_time_budget(capsys: pytest.CaptureFixture[str]) -> None:
-    """--minutes 0: each engine makes one update and one check; the table says so."""
-    _script("charlm_vs_torch").main(["--minutes", "0", "--hidden", "8", "--batch", "4"])
+def test_the_benchmark_takes_a_time_budget(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--minutes 0: each engine makes one update and one check; the table says so. --save writes
+    bptt's best model in float32 (the default), one that `bptt sample` reads."""
+    saved = tmp_path / "best.npz"
+    _script("charlm_vs_torch").main(["--minutes", "0", "--hidden", "8", "--batch", "4", "--save", str(saved)])
     printed = capsys.readouterr().out
-    assert "0 min of updates each (checks excluded)" in printed
+    assert "0 min of updates each (checks excluded); float32" in printed
+    model, meta, _ = bptt.io.read(saved)
+    assert meta["best_step"] == 1 and {p.dtype.name for p in model.params.values()} == {"float32"}
+    assert main(["sample", "--model", str(saved), "--length", "5"]) == 0
     assert re.search(r"bptt LSTM 8 +\d\.\d{3} +\d\.\d{3} +1 +1 ", printed), printed
     assert re.search(r"torch LSTM 8 +\d\.\d{3} +\d\.\d{3} +1 +1 ", printed), printed

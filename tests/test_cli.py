@@ -236,10 +236,11 @@ def test_train_charlm_defaults_follow_the_library(
         seed: int = 5,
         patience: int | None = 4,
         check_every: int = 50,
+        dtype: str = "float64",
         **hooks: object,
     ) -> None:
         calls.append({"cell": cell, "hidden": hidden, "steps": steps, "batch": batch, "k1": k1, "k2": k2})
-        calls[-1] |= {"seed": seed, "patience": patience, "check_every": check_every}
+        calls[-1] |= {"seed": seed, "patience": patience, "check_every": check_every, "dtype": dtype}
         raise ValueError("stopped by the test")
 
     monkeypatch.setattr(charlm, "train", train)
@@ -247,10 +248,10 @@ def test_train_charlm_defaults_follow_the_library(
     _assert_one_line_error(rc, out, err)
     assert calls == [
         {"cell": "rnn", "hidden": 7, "steps": 3, "batch": 2, "k1": 4, "k2": 9}
-        | {"seed": 5, "patience": 4, "check_every": 50}
+        | {"seed": 5, "patience": 4, "check_every": 50, "dtype": "float64"}
     ]
     rc, out, _ = _cli(capsys, "train", "--help")
-    assert "(default 16; charlm 7)" in out and "updates (default 3)" in out
+    assert "(default 16; charlm 7)" in out and "updates (default 3)" in out and "(default float64:" in out
     assert "one every 50 updates" in " ".join(out.split()) and "(default 4)" in out
     _cli(capsys, "train", "--task", "charlm", "--k1", "12", "--quiet")  # k2 defaults to at least k1
     assert calls[-1]["k1"] == calls[-1]["k2"] == 12

@@ -13,6 +13,7 @@ from .common import (
     library_default,
     natural,
     positive,
+    positive_number,
     require_memory,
     save_last_good,
     save_model,
@@ -25,14 +26,18 @@ __all__ = ["OUT", "add_flags", "baselines", "defaults", "describe", "postfix", "
 OUT = "charlm.npz"
 HELD_OUT_EVERY = 10  # charlm.corpus.HELD_OUT_EVERY, without importing the library for --help
 OPTIONS = ("cell", "steps", "batch", "k1", "k2")  # charlm.train's options that a model file records
+UNLIMITED = 2**62  # the updates of a run that only a time budget (or patience) ends
 
 
 def defaults() -> dict[str, Any]:
     """``charlm.train``'s defaults for the flags, and the model file's."""
+    import numpy as np
+
     from ..tasks.charlm import train
 
     names = (*OPTIONS, "hidden", "seed", "patience", "check_every")
-    return {name: library_default(train, name) for name in names} | {"out": OUT}
+    d = {name: library_default(train, name) for name in names}
+    return d | {"out": OUT, "dtype": np.dtype(library_default(train, "dtype")).name}
 
 
 def add_flags(group: Any) -> list[argparse.Action]:
@@ -63,6 +68,20 @@ def add_flags(group: Any) -> list[argparse.Action]:
         ),
         add("--batch", type=positive, default=None, help=f"parallel streams (default {d['batch']})"),
         add(
+            "--dtype",
+            choices=["float32", "float64"],
+            default=None,
+            help=f"the model's floats (default {d['dtype']}: the bpc needs three digits, not sixteen)",
+        ),
+        add(
+            "--minutes",
+            type=positive_number("minutes"),
+            default=None,
+            metavar="M",
+            help="train for M minutes of updates (the checks' time not counted), then check once more; "
+            "without --steps, no limit on updates",
+        ),
+        add(
             "--patience",
             type=natural,
             default=None,
@@ -74,13 +93,18 @@ def add_flags(group: Any) -> list[argparse.Action]:
 
 
 def _options(args: argparse.Namespace) -> dict[str, Any]:
-    """cell, steps, batch, k1, k2, hidden, seed and patience (``None``: off) for ``charlm.train``.
+    """cell, steps, batch, k1, k2, hidden, seed, dtype, patience (``None``: off) and seconds
+    (``None``: no budget) for ``charlm.train``.
 
-    Each is the flag given, else the library's default (``train``'s signature).
+    Each is the flag given, else the library's default (``train``'s signature). With
+    ``--minutes`` and no ``--steps``, the number of updates has no limit.
     """
     d = defaults()
-    given = {name: getattr(args, name) for name in (*OPTIONS, "hidden", "seed")}
+    given = {name: getattr(args, name) for name in (*OPTIONS, "hidden", "seed", "dtype")}
     options = {name: d[name] if value is None else value for name, value in given.items()}
+    if args.minutes is not None and args.steps is None:
+        options["steps"] = UNLIMITED
+    options["seconds"] = None if args.minutes is None else 60.0 * args.minutes
     if args.k2 is None:
         options["k2"] = max(options["k1"], d["k2"])
     if options["k2"] < options["k1"]:
@@ -107,7 +131,8 @@ def run(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(describe(text))
     meta = {"command": shlex.join(["bptt", *args.argv]), "task": "charlm", "vocab": vocab.chars}
-    meta |= {name: options[name] for name in (*OPTIONS, "patience", "check_every")}
+    meta |= {name: options[name] for name in (*OPTIONS, "dtype", "patience", "check_every", "seconds")}
+    meta["steps"] = None if options["steps"] == UNLIMITED else options["steps"]
     try:
         model, vocab, history = _train(args, text, options)
     except ValueError as e:
@@ -115,7 +140,7 @@ def run(args: argparse.Namespace) -> int:
     except Interrupted as e:  # keep what was learnt: the model so far, marked as stopped early
         save_model(e.model, args.out, {**meta, "updates": e.step, "stopped": str(e)}, e.history.arrays())
         print(
-            f"bptt train: {e} of {options['steps']}; saved the model trained so far to {args.out}",
+            f"bptt train: {e}{_of(options['steps'])}; saved the model trained so far to {args.out}",
             file=sys.stderr,
         )
         status: int = e.exit_status
@@ -124,6 +149,11 @@ def run(args: argparse.Namespace) -> int:
         return save_last_good(e, args.out, {**meta, "updates": e.step, "stopped": str(e)})
     _report(args, text, options, meta, model, vocab, history)
     return 0
+
+
+def _of(steps: int) -> str:
+    """`` of N`` after an interrupted run's update count, nothing when the updates had no limit."""
+    return "" if steps == UNLIMITED else f" of {steps}"
 
 
 def _corpus(args: argparse.Namespace) -> Any:
@@ -147,7 +177,8 @@ def _train(args: argparse.Namespace, text: Any, options: dict[str, Any]) -> tupl
     """The trained model, its vocabulary and its history, with a progress bar."""
     from ..tasks import charlm
 
-    with Progress(options["steps"], args.quiet) as bar:
+    total = None if options["steps"] == UNLIMITED else options["steps"]
+    with Progress(total, args.quiet) as bar:
 
         def progress(step: int, loss: float, history: Any) -> None:
             bar.step(step, **postfix(step, loss, history))
@@ -181,7 +212,7 @@ def _report(
     print(
         f"trained {len(history.loss)} updates in {history.seconds:.1f} s ({1000 * steps_s:.1f} ms per update)"
     )
-    print(_best_line(history, options["steps"], options["patience"]))
+    print(_best_line(history, options))
     best = {"best_step": history.best_step, "best_bpc": history.best_bpc}
     save_model(model, args.out, {**meta, "updates": len(history.loss), **best}, history.arrays())
     print(f"saved the best model (update {history.best_step:,}) to {args.out}")
@@ -232,11 +263,13 @@ def baselines(corpus: Any) -> list[tuple[str, float]]:
     return rows
 
 
-def _best_line(history: Any, steps: int, patience: int | None) -> str:
+def _best_line(history: Any, options: dict[str, Any]) -> str:
     """Which update gave the best held-out bpc, of how many, and why training ended there."""
-    updates = len(history.loss)
-    if updates < steps:  # only the stopping rule ends a run early
+    updates, patience, seconds = len(history.loss), options["patience"], options["seconds"]
+    if patience is not None and history.checks_since_best >= patience:
         why = f"stopped early after {patience} checks without improvement"
+    elif updates < options["steps"]:  # neither the updates nor patience: the time budget ended it
+        why = f"{seconds / 60:g} minutes of updates spent"
     else:
         why = "early stopping off" if patience is None else "ran all updates"
     return f"best held-out bpc {history.best_bpc:.3f} at update {history.best_step:,} (of {updates:,}; {why})"

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
-from numpy.typing import NDArray
+from numpy.typing import DTypeLike, NDArray
 
 from ... import trainer
 from ..._types import Array
@@ -39,17 +39,20 @@ CHECK_CHARS = 100_000
 
 
 class OneHot:
-    """A lazy one-hot view of character ids ``(T, B)``: slicing time gives ``(t, B, V)`` floats."""
+    """A lazy one-hot view of character ids ``(T, B)``: slicing time gives ``(t, B, V)`` floats.
 
-    def __init__(self, ids: NDArray[np.integer[Any]], size: int) -> None:
-        self.ids, self.size = ids, size
+    The floats are of ``dtype``, the model's, so no layer casts its input.
+    """
+
+    def __init__(self, ids: NDArray[np.integer[Any]], size: int, dtype: DTypeLike = np.float64) -> None:
+        self.ids, self.size, self.dtype = ids, size, np.dtype(dtype)
 
     def __len__(self) -> int:
         return len(self.ids)
 
     def __getitem__(self, index: slice) -> Array:
         ids = self.ids[index]  # (t, B)
-        out = np.zeros((*ids.shape, self.size))
+        out = np.zeros((*ids.shape, self.size), self.dtype)  # (t, B, V)
         np.put_along_axis(out, ids[..., None], 1.0, axis=-1)
         return out
 
@@ -70,12 +73,15 @@ def streams(ids: NDArray[np.int64], batch: int) -> tuple[NDArray[np.int64], NDAr
     return x, y
 
 
-def build_model(vocab_size: int, hidden: int, cell: str, rng: np.random.Generator) -> Sequential:
+def build_model(
+    vocab_size: int, hidden: int, cell: str, rng: np.random.Generator, dtype: DTypeLike = np.float64
+) -> Sequential:
     """``RNN`` or ``LSTM`` over one-hot characters, then ``Dense`` to one logit per character."""
     if cell not in ("rnn", "lstm"):
         raise ValueError(f"charlm: cell must be 'rnn' or 'lstm', got {cell!r}")
-    recurrent = RNN(vocab_size, hidden, rng=rng) if cell == "rnn" else LSTM(vocab_size, hidden, rng=rng)
-    return Sequential([recurrent, Dense(hidden, vocab_size, rng=rng)])
+    kind = RNN if cell == "rnn" else LSTM
+    recurrent = kind(vocab_size, hidden, rng=rng, dtype=dtype)
+    return Sequential([recurrent, Dense(hidden, vocab_size, rng=rng, dtype=dtype)])
 
 
 @dataclass
@@ -151,11 +157,11 @@ def bpc(
     pieces of ``chunk`` steps, each from the states the last one ended in (``model.run``); the
     model's own state attributes are untouched.
     """
-    recurrent_of(model)
+    dtype = recurrent_of(model).dtype
     loss_fn = CrossEntropyLoss("sum")
     total, state = 0.0, None
     xs, y = held_streams(ids, max_chars)
-    x = OneHot(xs, vocab_size)
+    x = OneHot(xs, vocab_size, dtype)
     for s in range(0, len(xs), chunk):
         logits, state = model.run(x[s : s + chunk], state)  # (chunk, B, V)
         total += loss_fn(logits, y[s : s + chunk])[0]

@@ -36,10 +36,10 @@ def generate(
         raise ValueError(f"sample: temperature must be a positive number, got {temperature!r}")
     top_k = None if top_k is None else positive_int(top_k, "sample", "top_k")
     rng = as_rng(rng, "sample")
-    recurrent_of(model)
+    dtype = recurrent_of(model).dtype
     V = len(vocab)
     primed = vocab.encode(prime) if prime else vocab.encode(vocab.chars[rng.integers(V)])
-    y, state = model.run(OneHot(primed[:, None], V)[:])  # from zero states: (T, 1, V)
+    y, state = model.run(OneHot(primed[:, None], V, dtype)[:])  # from zero states: (T, 1, V)
     return _draw(model, vocab, y[-1, 0], state, length, temperature, top_k, rng)
 
 
@@ -54,18 +54,22 @@ def _draw(
     rng: np.random.Generator,
 ) -> Iterator[str]:
     """Draw ``length`` characters, one model step each, from the logits after the prime on."""
-    V = len(vocab)
+    V, dtype = len(vocab), recurrent_of(model).dtype
     for _ in range(length):
         p = probabilities(logits, temperature, top_k)
         nxt = int(rng.choice(V, p=p))
         yield vocab.chars[nxt]
-        y, state = model.run(OneHot(np.array([[nxt]]), V)[:], state)  # one step on: (1, 1, V)
+        y, state = model.run(OneHot(np.array([[nxt]]), V, dtype)[:], state)  # one step on: (1, 1, V)
         logits = y[0, 0]
 
 
 def probabilities(logits: Array, temperature: float, top_k: int | None) -> Array:
-    """``softmax(logits / temperature)`` over the ``top_k`` largest logits (all: ``None``), 0 elsewhere."""
-    z = logits / temperature
+    """``softmax(logits / temperature)`` over the ``top_k`` largest logits (all: ``None``), 0 elsewhere.
+
+    In float64 whatever the model's dtype: ``Generator.choice`` wants ``p`` to sum to 1 within
+    float64 round-off.
+    """
+    z = np.asarray(logits, np.float64) / temperature
     if top_k is not None and top_k < len(z):
         cut = np.partition(z, -top_k)[-top_k]
         z = np.where(z >= cut, z, -np.inf)  # ties at the cut stay in
