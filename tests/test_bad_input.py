@@ -896,6 +896,21 @@ cli_row(f"export --torch wrong.npz {LONG}.pt", "OUT", "too long")
 cli_row("export wrong.npz x.pt", "--torch", "required")
 cli_row("export --torch wrong.npz", "OUT", "required")
 
+# bptt doctor: a learner file that is missing, hostile, not Python or without the name; a bad flag.
+cli_row("doctor missing.py:Net", "'missing.py'", "does not exist")
+cli_row("doctor folder:Net", "'folder'", "directory")
+cli_row("doctor fifo:Net", "'fifo'", "not a regular file")
+cli_row("doctor /dev/zero:Net", "'/dev/zero'", "not a regular file")
+cli_row("doctor self.txt", "expected PATH.py:NAME")
+cli_row("doctor self.txt:Net", "cannot import", "SyntaxError on line 1")
+cli_row("doctor latin1.txt:Net", "cannot import", "SyntaxError", "utf-8")
+cli_row("doctor empty.npz:Net", "has no 'Net'")
+cli_row("doctor empty.npz:Net --map U", "--map", "NAME=ROLE")
+cli_row("doctor empty.npz:Net --map U=W_xh", "--map", "'W_xh'", "no role")
+cli_row("doctor empty.npz:Net --data rows", "--data", "'rows'")
+cli_row("doctor empty.npz:Net --layout diagonal", "--layout", "'diagonal'")
+cli_row("doctor empty.npz:Net --seed -1", "--seed")
+
 CLI_ROW_COUNT = len(CLI_ROWS)
 CATALOGUE_ROWS = ROW_COUNT + CLI_ROW_COUNT
 

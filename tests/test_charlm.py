@@ -118,7 +118,7 @@ def test_training_is_float32_by_default_and_float64_on_request() -> None:
         assert {v.dtype for v in (*model.params.values(), *model.grads.values())} == {np.dtype(dtype)}
         held[dtype] = history.bpc
     assert held[np.float32] == pytest.approx(held[np.float64], abs=1e-4)
-    with pytest.raises(TypeError, match="float32 or np.float64, got 'float16'"):
+    with pytest.raises(TypeError, match=r"float32 or np\.float64, got 'float16'"):
         charlm.train(TEXT, steps=1, dtype="float16")
 
 

@@ -1,8 +1,9 @@
-"""docs/tutorial.md stays true: every command in it runs and prints what the page shows.
+"""docs/tutorial.md and docs/doctor.md stay true: every command in them runs and prints what the page shows.
 
 In a ```console block, a line starting with "$ " is a command and the lines after it are its
 output. The shown lines must appear in the real output in order; a line "..." skips any number
-of lines, and "…" inside a line matches any text (timings).
+of lines, and "…" inside a line matches any text (timings). docs/doctor.md's ```python blocks
+run too, in order, in one namespace, from the repository's root (they name examples/ by path).
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ import pytest
 
 from bptt.cli import main
 
-DOCS = Path(__file__).resolve().parents[1] / "docs"
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs"
 
 
 def _commands(text: str) -> list[tuple[str, list[str]]]:
@@ -59,20 +61,46 @@ def test_shown_in_can_fail() -> None:
     assert not _shown_in(["a 1"], ["a 2"])
 
 
+def _run_shown(command: str, expected: list[str], status_due: int = 0) -> None:
+    """Run one `$ bptt ...` line: it exits with ``status_due`` and prints the lines shown under it."""
+    argv = shlex.split(command)
+    assert argv[0] == "bptt", command
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        status = main(argv[1:])
+    assert status == status_due, f"{command}: exit {status}\n{out.getvalue()}\n{err.getvalue()}"
+    actual = (out.getvalue() + err.getvalue()).splitlines()
+    assert _shown_in(expected, actual), f"{command} printed:\n" + "\n".join(actual)
+
+
 def test_tutorial_commands_print_what_the_page_shows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Each `$ bptt ...` in the tutorial exits 0 and prints the lines shown under it."""
     monkeypatch.chdir(tmp_path)
     commands = _commands((DOCS / "tutorial.md").read_text())
     assert len(commands) >= 6
     for command, expected in commands:
-        argv = shlex.split(command)
-        assert argv[0] == "bptt", command
-        out, err = io.StringIO(), io.StringIO()
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            status = main(argv[1:])
-        assert status == 0, f"{command}: exit {status}\n{err.getvalue()}"
-        actual = (out.getvalue() + err.getvalue()).splitlines()
-        assert _shown_in(expected, actual), f"{command} printed:\n" + "\n".join(actual)
+        _run_shown(command, expected)
+
+
+def test_doctor_chapter_commands_print_what_the_page_shows(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each `$ bptt doctor ...` in docs/doctor.md prints the lines shown under it, and exits 0 where
+    the page shows a clean bill of health ("healthy: ..."), 1 where it shows a mistake found."""
+    monkeypatch.chdir(ROOT)
+    commands = _commands((DOCS / "doctor.md").read_text())
+    assert len(commands) >= 3
+    for command, expected in commands:
+        healthy = any(line.startswith("healthy:") for line in expected)
+        _run_shown(command, expected, 0 if healthy else 1)
+
+
+def test_doctor_chapter_python_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """docs/doctor.md's ```python blocks run as written (their asserts hold)."""
+    monkeypatch.chdir(ROOT)
+    blocks = re.findall(r"```python\n(.*?)```", (DOCS / "doctor.md").read_text(), flags=re.S)
+    assert len(blocks) >= 2
+    namespace: dict[str, object] = {}
+    for block in blocks:
+        exec(compile(block, "docs/doctor.md", "exec"), namespace)
 
 
 @pytest.mark.parametrize("name", ["hidden", "pca", "gradnorm", "history"])

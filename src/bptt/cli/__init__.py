@@ -32,7 +32,7 @@ __all__ = [
 ]
 
 # as --help lists them
-COMMANDS = ("gradcheck", "train", "sample", "add", "eval", "plot", "explain", "bench", "export")
+COMMANDS = ("gradcheck", "train", "sample", "add", "eval", "plot", "explain", "doctor", "bench", "export")
 
 
 def build_parser(full: Collection[str] = COMMANDS) -> argparse.ArgumentParser:
