@@ -1,4 +1,4 @@
-"""Optional compiled kernels (numba, the ``accel`` extra); bptt works the same without them.
+"""The streaming adder's compiled kernel (numba, imported on first use); bptt works the same without it.
 
 At batch size 1 a recurrence step costs about three NumPy calls, so streaming a million-bit
 addition is bound by call overhead, not arithmetic. This kernel runs an ``RNN -> Dense(·, 1)`` adder
@@ -16,7 +16,7 @@ from numpy.typing import NDArray
 
 __all__ = ["ACTIVATION_CODES", "AVAILABLE", "adder_logits"]
 
-# numba costs about 1.5 s to import: only look for it here, import it on first use.
+# numba costs about 0.3 s to import: only look for it here, import it on first use.
 AVAILABLE = importlib.util.find_spec("numba") is not None
 ACTIVATION_CODES = {"tanh": 0, "sigmoid": 1, "relu": 2, "identity": 3}
 
@@ -63,7 +63,7 @@ def adder_logits(
     """Output logits ``(T,)`` of an RNN adder for operand bits ``a``, ``b`` ``(T,)``; updates ``h (H,)``."""
     global _compiled
     if not AVAILABLE:
-        raise RuntimeError("bptt's compiled kernels need numba: pip install 'bptt[accel]'")
+        raise RuntimeError("bptt's compiled kernels need numba, a dependency of bptt: pip install numba")
     if _compiled is None:
         import numba
 

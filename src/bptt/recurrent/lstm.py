@@ -12,6 +12,7 @@ from ..errors import ShapeError
 from ..explanation import Explanation, Line, Step, numbered, shape
 from ..functional import sigmoid
 from ..layers import State, register_layer
+from . import lstm_kernels
 from .base import Recurrent, dsigmoid_times
 
 __all__ = ["LSTM"]
@@ -45,6 +46,11 @@ class LSTM(Recurrent):
     -----
     ``torch.nn.LSTM``: ``weight_ih_l0 = W_ihᵀ``, ``weight_hh_l0 = W_hhᵀ``, ``bias_ih_l0 +
     bias_hh_l0 = b``.
+
+    The NumPy loops of ``_steps`` and ``backward`` are the reference. Without padding they run
+    as ``lstm_kernels``' compiled steps (numba: one call a step besides the matmul, the same
+    buffers, agreeing to round-off); ``BPTT_BACKEND=numpy`` in the environment forces the NumPy
+    loops.
     """
 
     state_names = ("h0", "c0")
@@ -73,6 +79,12 @@ class LSTM(Recurrent):
         """``State(grad_h0, grad_c0)`` after ``backward``, each ``(B, H)``."""
         return State(super().grad_state.h, self.grad_c0)
 
+    def _compiled(self) -> bool:
+        """Whether this forward's loops are ``lstm_kernels``': no padded step, numba, and
+        ``BPTT_BACKEND`` not ``numpy``; the NumPy loops below are the reference and the fallback."""
+        no_padding = self._pad is None or not self._pad.any()
+        return no_padding and lstm_kernels.use_compiled(self.dtype)
+
     def _steps(self, x: Array, start: State) -> Array:
         T, B, _ = x.shape
         H = self.hidden_size
@@ -83,6 +95,9 @@ class LSTM(Recurrent):
         tanh_c = self.buffer("tanh_c", (T, B, H))
         hs[0], cs[0] = start.h, start.c
         self.project(x, zs)  # x_t W_ih + b for every step
+        if self._compiled():  # the loop below with one compiled call a step (lstm_kernels)
+            lstm_kernels.forward(zs, W_hh, gates, cs, tanh_c, hs)
+            return hs
         hz, ig = np.empty((B, 4 * H), self.dtype), np.empty((B, H), self.dtype)
         pads = self.step_pads(T)
         for t in range(T):  # 10 NumPy calls per step
@@ -130,6 +145,10 @@ class LSTM(Recurrent):
         T, B, _ = self._x.shape
         H = self.hidden_size
         hs, cs, gates, tanh_c = (self._work[k] for k in ("hs", "cs", "gates", "tanh_c"))
+        if self._compiled():  # the loop below with one compiled call a step (lstm_kernels)
+            dz = self.buffer("dz", (T, B, 4, H))
+            self.grad_h0, self.grad_c0 = lstm_kernels.backward(dy, self.params["W_hh"], gates, cs, tanh_c, dz)
+            return self.weight_grads(hs[:-1], dz)
         i, f, g, o = gates.transpose(2, 0, 1, 3)  # each (T, B, H)
         # ∂z/∂c factors that depend only on the forward pass, for every step at once:
         # δz_{i,f,g} = δc_t ⊙ dc_dz[:, :, :3] and δz_o = δh_t ⊙ dc_dz[:, :, 3].

@@ -99,7 +99,7 @@ def add(model: Layer, a: int, b: int, *, accelerate: bool | None = None) -> int:
     Working memory is O(CHUNK · hidden) however long the operands are; only the result and
     the operands' own bytes grow with the length. The sum starts from zero states, and each
     piece runs from the states the last one ended in (``model.run``). ``accelerate`` picks the
-    compiled kernel of the ``accel`` extra (numba) for an ``RNN -> Dense`` adder: ``None``
+    compiled kernel (numba) for an ``RNN -> Dense`` adder: ``None``
     (default) uses it when it is installed and the operands have at least ``ACCELERATE_FROM`` bits.
     """
     check_adder(model, "add")
