@@ -52,7 +52,7 @@ class TorchRun:
         self.head = torch.nn.Linear(hidden, V, dtype=self.dtype)
         self.params = [*self.rnn.parameters(), *self.head.parameters()]
         self.opt = torch.optim.Adam(self.params, lr=0.005)
-        # Ids only: each window's one-hot is made when it runs (as bptt's lazy OneHot), not the
+        # Ids only: each window's one-hot is made when it runs (bptt takes the ids themselves), not the
         # whole training set's up front (4 GB of float32 for the standard library).
         self.x_ids, self.y_all = torch.from_numpy(xs), torch.from_numpy(ys)
 
@@ -174,7 +174,7 @@ def train_bptt(
     per_update = sum(times["update"]) / max(len(times["update"]), 1)
     per_check = sum(times["checked"]) / len(times["checked"]) - per_update
     assert history.best_bpc is not None and history.best_step is not None  # the last update is checked
-    full = charlm.bpc(model, text.held, len(vocab))
+    full = charlm.bpc(model, text.held)
     if save is not None:
         meta = {"task": "charlm", "vocab": vocab.chars, "cell": cell, "updates": len(history.loss)}
         meta |= {"best_step": history.best_step, "best_bpc": history.best_bpc, "dtype": recipe["dtype"]}

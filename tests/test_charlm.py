@@ -15,6 +15,7 @@ import pytest
 import bptt
 import bptt.trainer
 from bptt.cli import main
+from bptt.functional import one_hot
 from bptt.stopping import Diverged, Interrupted
 from bptt.tasks import charlm
 
@@ -59,14 +60,6 @@ def test_vocabulary_round_trip() -> None:
         vocab.encode("the Z")
 
 
-def test_one_hot_slices_time() -> None:
-    """OneHot[s:e] is the one-hot encoding of ids[s:e], shape (t, B, V)."""
-    ids = np.array([[0, 2], [1, 1], [2, 0]])
-    x = charlm.OneHot(ids, 3)
-    assert len(x) == 3
-    np.testing.assert_array_equal(x[1:3], np.eye(3)[ids[1:3]])
-
-
 def test_baselines_match_counting_by_hand() -> None:
     """Unigram and bigram bpc with add-one smoothing, recomputed here with plain Counters."""
     vocab = charlm.Vocabulary.of(TEXT)
@@ -89,10 +82,10 @@ def test_bpc_of_a_model_equals_its_cross_entropy() -> None:
     vocab = charlm.Vocabulary.of(TEXT)
     ids = vocab.encode(TEXT[:200])
     model = charlm.build_model(len(vocab), 8, "rnn", np.random.default_rng(0))
-    logits = model.forward(charlm.OneHot(ids[:-1, None], len(vocab))[:])[:, 0]  # (T, V)
+    logits = model.forward(one_hot(ids[:-1, None], len(vocab)))[:, 0]  # (T, V)
     logp = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
     expected = -logp[np.arange(len(ids) - 1), ids[1:]].mean() / math.log(2)
-    assert charlm.bpc(model, ids, len(vocab), chunk=37) == pytest.approx(expected, rel=1e-12)
+    assert charlm.bpc(model, ids, chunk=37) == pytest.approx(expected, rel=1e-12)
 
 
 def _tiny(seed: int = 0) -> tuple[bptt.Sequential, charlm.Vocabulary, charlm.CharHistory]:
@@ -205,7 +198,7 @@ def test_the_best_model_has_the_best_held_out_bpc() -> None:
     )
     _, held = charlm.split(vocab.encode(TEXT))
     assert history.best_bpc == min(history.bpc) and history.best_step in history.check_step
-    assert charlm.bpc(model, held, len(vocab)) == history.best_bpc
+    assert charlm.bpc(model, held) == history.best_bpc
 
 
 @pytest.mark.parametrize("patience", [0, -1, 2.5, True])

@@ -51,11 +51,11 @@ def test_bpc_of_streams_is_the_mean_over_streams_each_from_zero_states(
     vocab, ids = _ids()
     V = len(vocab)
     model = charlm.build_model(V, 8, "lstm", np.random.default_rng(0))
-    alone = [charlm.bpc(model, ids[b * 35 : b * 35 + 36], V) for b in range(6)]
+    alone = [charlm.bpc(model, ids[b * 35 : b * 35 + 36]) for b in range(6)]
     monkeypatch.setattr(charlm_model, "STREAM_CHARS", 40)
-    assert charlm.bpc(model, ids, V, chunk=13) == pytest.approx(np.mean(alone), rel=1e-12)
-    first = [charlm.bpc(model, ids[b * 35 : b * 35 + 11], V) for b in range(6)]
-    assert charlm.bpc(model, ids, V, max_chars=60) == pytest.approx(np.mean(first), rel=1e-12)
+    assert charlm.bpc(model, ids, chunk=13) == pytest.approx(np.mean(alone), rel=1e-12)
+    first = [charlm.bpc(model, ids[b * 35 : b * 35 + 11]) for b in range(6)]
+    assert charlm.bpc(model, ids, max_chars=60) == pytest.approx(np.mean(first), rel=1e-12)
 
 
 def _script(name: str) -> ModuleType:
@@ -78,7 +78,7 @@ def test_the_torch_benchmark_measures_what_charlm_bpc_measures(
     run = _script("charlm_vs_torch").TorchRun(corpus, "lstm", 8, 4, seed=0, dtype="float64")
     model = bptt.from_torch(torch.nn.Sequential(run.rnn, run.head))
     for limit in (None, 60):
-        ours = charlm.bpc(model, ids, len(vocab), max_chars=limit)
+        ours = charlm.bpc(model, ids, max_chars=limit)
         assert run.bpc(limit, chunk=17) == pytest.approx(ours, rel=1e-12)
 
 

@@ -21,7 +21,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import bptt
-from bptt import GRU, LSTM, RNN, Bidirectional, Dense, Layer, Sequential
+from bptt import GRU, LSTM, RNN, Bidirectional, Dense, Layer, Sequential, ShapeError
+from bptt.functional import one_hot
 from bptt.oracle import torch_gradients
 
 I, H = 3, 4
@@ -559,3 +560,63 @@ def test_backward_is_linear_in_grad_y(name: str, T: int, B: int, scale: float, s
     close(xs, scale * x1 + x2, "grad_x")
     for k in ss:
         close(ss[k], scale * s1[k] + s2[k], k)
+
+
+# --- integer ids as one-hot inputs -----------------------------------------------------------------
+
+IDS_CELLS = {"rnn": RNN, "lstm": LSTM, "gru": GRU}
+
+
+@pytest.mark.parametrize("kind", sorted(IDS_CELLS))
+@pytest.mark.parametrize(("T", "B"), [(1, 1), (1, 4), (5, 1), (6, 3)])
+def test_ids_match_torch_on_their_one_hot_vectors(kind: str, T: int, B: int) -> None:
+    """Ids (T, B) are their one-hot vectors: the output, every weight gradient and the initial
+    state's gradient equal torch autograd's on the one-hot floats (rtol 1e-9); grad_x is zeros (T, B)."""
+    rng = np.random.default_rng(T * 10 + B)
+    V, H = 7, 5
+    model = Sequential([IDS_CELLS[kind](V, H, rng=1), Dense(H, 3, rng=2)])
+    ids = rng.integers(0, V, (T, B))
+    g = rng.standard_normal((T, B, 3))
+    ref = torch_gradients(model, one_hot(ids, V), grad_y=g)
+    y = model.forward(ids)
+    grad_x = model.backward(g)
+    np.testing.assert_allclose(y, ref["y"], rtol=1e-9, atol=1e-12)
+    for k, v in model.grads.items():
+        np.testing.assert_allclose(v, ref[k], rtol=1e-9, atol=1e-12, err_msg=k)
+    np.testing.assert_allclose(model.layers[0].grad_h0, ref["0.h0"], rtol=1e-9, atol=1e-12)
+    assert grad_x.shape == (T, B) and not grad_x.any()
+
+
+@pytest.mark.parametrize("kind", sorted(IDS_CELLS))
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_ids_equal_one_hot_with_lengths_and_both_directions(kind: str, dtype: type) -> None:
+    """A bidirectional layer over padded ids gives the one-hot input's outputs, states and grads."""
+    rng = np.random.default_rng(3)
+    V, T, B = 6, 5, 3
+    layer = Bidirectional(IDS_CELLS[kind](V, 4, rng=1, dtype=dtype), rng=2)
+    ids, lengths = rng.integers(0, V, (T, B)), [5, 2, 4]
+    g = rng.standard_normal((T, B, 8)).astype(dtype)
+    y_ids, end_ids = layer.run(ids, lengths=lengths)
+    layer.backward(g)
+    grads = {k: v.copy() for k, v in layer.grads.items()}
+    y_hot, end_hot = layer.run(one_hot(ids, V, dtype), lengths=lengths)
+    layer.backward(g)
+    rtol = 1e-12 if dtype == np.float64 else 1e-5
+    np.testing.assert_allclose(y_ids, y_hot, rtol=rtol, atol=rtol)
+    for k in end_ids:
+        np.testing.assert_allclose(end_ids[k].h, end_hot[k].h, rtol=rtol, atol=rtol)
+    for k, v in grads.items():
+        np.testing.assert_allclose(v, layer.grads[k], rtol=rtol, atol=rtol, err_msg=k)
+
+
+@pytest.mark.parametrize(
+    ("ids", "error", "words"),
+    [
+        (np.array([[0, 7]]), ValueError, "x holds id 7; expected integer ids in 0..6"),
+        (np.array([[-1, 2]]), ValueError, "x holds id -1"),
+        (np.zeros((0, 2), int), ShapeError, "expected ids (T, B) with T, B ≥ 1"),
+    ],
+)
+def test_bad_ids_are_refused(ids: np.ndarray, error: type[Exception], words: str) -> None:
+    with pytest.raises(error, match=re.escape(words)):
+        LSTM(7, 3, rng=0).forward(ids)

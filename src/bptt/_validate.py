@@ -69,6 +69,17 @@ def as_array(x: Any, dtype: np.dtype[Any] | None, where: str, name: str) -> NDAr
     return a.astype(dtype, copy=False)
 
 
+def as_ids(a: NDArray[Any], size: int, where: str) -> NDArray[np.intp]:
+    """Integer ids ``(T, B)`` (``T, B ≥ 1``), each in ``0..size-1``, as ``intp``; else a clear error."""
+    if not (a.shape[0] and a.shape[1]):
+        raise ShapeError(f"{where}: x has shape {fmt_shape(a.shape)}; expected ids (T, B) with T, B ≥ 1")
+    low, high = int(a.min()), int(a.max())
+    if low < 0 or high >= size:
+        bad = low if low < 0 else high
+        raise ValueError(f"{where}: x holds id {bad}; expected integer ids in 0..{size - 1}, one per input")
+    return a.astype(np.intp, copy=False)
+
+
 def check_sequence(
     x: NDArray[Any], where: str, name: str, letters: str, features: int | None
 ) -> tuple[int, int, int]:

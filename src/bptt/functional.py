@@ -17,10 +17,20 @@ from functools import lru_cache
 from typing import Any
 
 import numpy as np
+from numpy.typing import DTypeLike, NDArray
 
 from ._types import Array
 
-__all__ = ["ACTIVATIONS", "Activation", "column_sums", "sigmoid", "softmax", "softplus", "torch_activation"]
+__all__ = [
+    "ACTIVATIONS",
+    "Activation",
+    "column_sums",
+    "one_hot",
+    "sigmoid",
+    "softmax",
+    "softplus",
+    "torch_activation",
+]
 
 
 def sigmoid(z: Array, out: Array | None = None) -> Array:
@@ -94,6 +104,13 @@ def _ones(n: int, dtype: np.dtype[Any]) -> Array:
     ones = np.ones(n, dtype)
     ones.flags.writeable = False
     return ones
+
+
+def one_hot(ids: NDArray[np.integer[Any]], size: int, dtype: DTypeLike = np.float64) -> Array:
+    """Integer ids ``(...)`` in ``0..size-1`` as one-hot vectors ``(..., size)`` of ``dtype``."""
+    out = np.zeros((*ids.shape, size), dtype)  # (..., size)
+    np.put_along_axis(out, ids[..., None], 1.0, axis=-1)
+    return out
 
 
 def softmax(z: Array, axis: int = -1) -> Array:

@@ -18,10 +18,10 @@ import numpy as np
 from numpy.typing import DTypeLike, NDArray
 
 from .._types import Array
-from .._validate import as_array, check_same_shape, check_sequence, positive_int
+from .._validate import as_array, as_ids, check_same_shape, check_sequence, positive_int
 from ..errors import ShapeError
 from ..explanation import Explanation, GradientSum, Line, Step, bias_sum, outer_sum, shape
-from ..functional import column_sums
+from ..functional import column_sums, one_hot
 from ..layers import State, Weighted, length_mask
 from .torch_form import to_torch_rnn
 
@@ -180,8 +180,8 @@ class Recurrent(Weighted):
 
     def _run(self, x: Array, state: Sequence[Array | None] | None, share: bool, lengths: Any = None) -> Array:
         where = f"{type(self).__name__}.forward"
-        x = as_array(x, self.dtype, where, "x")
-        T, B, _ = check_sequence(x, where, "x", "(T, B, I)", self.input_size)
+        x = self._input(x, where)  # (T, B, I), or ids (T, B)
+        T, B = x.shape[:2]
         start = self.start(state, B)  # checked before any cache is touched
         pad = None if lengths is None else ~length_mask(lengths, T, B, where)[:, :, None]  # (T, B, 1)
         self._pad = pad
@@ -197,13 +197,27 @@ class Recurrent(Weighted):
         """The cell's forward loop from ``start``; returns ``hs (T+1, B, H)`` with ``hs[0] = h0``."""
         raise NotImplementedError
 
+    def _input(self, x: Any, where: str) -> Array:
+        """``x`` as float features ``(T, B, I)``, or as ids ``(T, B)``: integers in ``0..I-1`` that
+        stand for one-hot vectors, so the projection is a row lookup and no one-hot array is built."""
+        a = np.asarray(x)
+        if a.ndim == 2 and a.dtype.kind in "iu":
+            return as_ids(a, self.input_size, where)
+        a = as_array(a, self.dtype, where, "x")
+        check_sequence(a, where, "x", "(T, B, I)", self.input_size)
+        return a
+
     def project(self, x: Array, out: Array) -> None:
         """All input projections at once: ``x (T, B, I) @ W_ih + b`` into ``out (T, B, G·H)``.
 
-        ``out`` may also be ``(T, B, G, H)``: one block of H columns per gate."""
-        T, B, I = x.shape
-        flat = out.reshape(T * B, -1)
-        np.dot(x.reshape(T * B, I), self.params["W_ih"], out=flat)  # (T·B, G·H)
+        ``out`` may also be ``(T, B, G, H)``: one block of H columns per gate. For ids ``(T, B)``,
+        ``x_t @ W_ih`` is row ``x_t`` of ``W_ih``."""
+        T, B = x.shape[:2]
+        flat = out.reshape(T * B, -1)  # (T·B, G·H)
+        if x.ndim == 2:
+            np.take(self.params["W_ih"], x.reshape(-1), axis=0, out=flat)
+        else:
+            np.dot(x.reshape(T * B, -1), self.params["W_ih"], out=flat)
         if self.bias:
             flat += self.params["b"]
 
@@ -229,17 +243,22 @@ class Recurrent(Weighted):
         ``d_in`` is the δ of the input side ``x_t W_ih + b`` and ``d_rec`` that of the recurrent
         side ``h_{t-1} W_hh``, both ``(T, B, G, H)``; they are one array except in GRU, whose reset
         gate scales the n block of the recurrent side. ``h_prev`` is ``h_{t-1}`` for every step.
+        Ids ``(T, B)`` are not differentiable: their ``grad_x`` is zeros ``(T, B)``, and costs nothing.
         """
         x = self._x
         assert x is not None
-        T, B, I = x.shape
+        T, B = x.shape[:2]
+        ids = x.ndim == 2
+        inputs = one_hot(x, self.input_size, self.dtype) if ids else x  # (T, B, I)
         d_x = d_in.reshape(T * B, -1)  # (T·B, G·H)
         d_h = d_x if d_rec is None else d_rec.reshape(T * B, -1)  # (T·B, G·H)
-        np.dot(x.reshape(T * B, I).T, d_x, out=self.grads["W_ih"])  # Σ x_tᵀ δ_t: (I, G·H)
+        np.dot(inputs.reshape(T * B, -1).T, d_x, out=self.grads["W_ih"])  # Σ x_tᵀ δ_t: (I, G·H)
         np.dot(h_prev.reshape(T * B, -1).T, d_h, out=self.grads["W_hh"])  # Σ h_{t-1}ᵀ δ_t: (H, G·H)
         if self.bias:
             column_sums(d_x, out=self.grads["b"])  # (G·H,)
-        return (d_x @ self.params["W_ih"].T).reshape(T, B, I)  # (T, B, I)
+        if ids:
+            return np.zeros((T, B), self.dtype)
+        return (d_x @ self.params["W_ih"].T).reshape(T, B, -1)  # (T, B, I)
 
     def buffer(self, name: str, shape: tuple[int, ...]) -> Array:
         """A cache array reused across calls while its shape and dtype stay the same."""

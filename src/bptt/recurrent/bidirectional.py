@@ -135,10 +135,11 @@ class Bidirectional(Layer):
         return x
 
     def _flip(self, a: Array) -> Array:
-        """``a (T, B, F)`` reversed in time (each sequence within its length, with ``lengths``)."""
+        """``a (T, B, F)``, or ids ``(T, B)``, reversed in time (each sequence within its length,
+        with ``lengths``)."""
         if self._reverse is None:
             return a[::-1]
-        return np.take_along_axis(a, self._reverse, axis=0)  # (T, B, F)
+        return np.take_along_axis(a, self._reverse[..., 0] if a.ndim == 2 else self._reverse, axis=0)
 
     def backward(self, grad_y: Array) -> Array:
         """``grad_y (T, B, 2H) -> grad_x (T, B, I)``, the sum of both directions' ``grad_x``."""

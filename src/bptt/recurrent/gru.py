@@ -55,7 +55,7 @@ class GRU(Recurrent):
         self._add_param("b_hn", self._uniform(k, (self.hidden_size,)))
 
     def _steps(self, x: Array, start: State) -> Array:
-        T, B, _ = x.shape
+        T, B = x.shape[:2]  # x: (T, B, I), or ids (T, B)
         H = self.hidden_size
         W_hh = self.params["W_hh"]
         hs = self.buffer("hs", (T + 1, B, H))
@@ -123,7 +123,7 @@ class GRU(Recurrent):
         """
         dy = self._check_grad(grad_y, self.dtype)
         assert self._x is not None
-        T, B, _ = self._x.shape
+        T, B = self._x.shape[:2]
         H = self.hidden_size
         hs, hw, gates = (self._work[k] for k in ("hs", "hw", "gates"))
         r, z, n = gates.transpose(2, 0, 1, 3)  # each (T, B, H)

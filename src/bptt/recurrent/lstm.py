@@ -86,7 +86,7 @@ class LSTM(Recurrent):
         return no_padding and lstm_kernels.use_compiled(self.dtype)
 
     def _steps(self, x: Array, start: State) -> Array:
-        T, B, _ = x.shape
+        T, B = x.shape[:2]  # x: (T, B, I), or ids (T, B)
         H = self.hidden_size
         W_hh = self.params["W_hh"]
         hs, cs = self.buffer("hs", (T + 1, B, H)), self.buffer("cs", (T + 1, B, H))
@@ -142,7 +142,7 @@ class LSTM(Recurrent):
         """
         dy = self._check_grad(grad_y, self.dtype)
         assert self._x is not None
-        T, B, _ = self._x.shape
+        T, B = self._x.shape[:2]
         H = self.hidden_size
         hs, cs, gates, tanh_c = (self._work[k] for k in ("hs", "cs", "gates", "tanh_c"))
         if self._compiled():  # the loop below with one compiled call a step (lstm_kernels)

@@ -80,7 +80,7 @@ class RNN(Recurrent):
         return self.cached("da", "backward").copy()
 
     def _steps(self, x: Array, start: State) -> Array:
-        T, B, _ = x.shape
+        T, B = x.shape[:2]  # x: (T, B, I), or ids (T, B)
         H, act = self.hidden_size, ACTIVATIONS[self.activation].fn
         W_hh = self.params["W_hh"]
         hs = self.buffer("hs", (T + 1, B, H))
@@ -125,7 +125,7 @@ class RNN(Recurrent):
         """
         g = self._check_grad(grad_y, self.dtype)
         assert self._x is not None
-        T, B, _ = self._x.shape
+        T, B = self._x.shape[:2]
         H, dact = self.hidden_size, ACTIVATIONS[self.activation].grad
         hs = self._work["hs"]
         W_hh_T = np.ascontiguousarray(self.params["W_hh"].T)  # (H, H)

@@ -34,11 +34,9 @@ from .model import (
     CHECK_CHARS,
     STREAM_CHARS,
     CharHistory,
-    OneHot,
     bpc,
     build_model,
     held_streams,
-    recurrent_of,
     split,
     streams,
 )
@@ -55,7 +53,6 @@ __all__ = [
     "UNKNOWN",
     "CharHistory",
     "Corpus",
-    "OneHot",
     "Vocabulary",
     "as_corpus",
     "bigram_bpc",
@@ -173,9 +170,7 @@ def _checks(model: Layer, corpus: Corpus, every: int, best: trainer.Best, clock:
     """Held-out bpc of at most ``CHECK_CHARS`` characters every ``every`` updates, at the last and
     once time is spent; its time does not count against ``clock``. ``bpc`` runs its own pass over
     the held-out text; tbptt keeps the training streams' state apart."""
-    measure = clock.excluded(
-        lambda: {"bpc": bpc(model, corpus.held, len(corpus.vocab), max_chars=CHECK_CHARS)}
-    )
+    measure = clock.excluded(lambda: {"bpc": bpc(model, corpus.held, max_chars=CHECK_CHARS)})
     return _Timed(measure, every, best=best, clock=clock)
 
 
@@ -227,14 +222,13 @@ class _Timed(trainer.Evaluation):
 def _updates(model: Layer, corpus: Corpus, batch: int, k1: int, k2: int) -> Iterator[float]:
     """The BPTT(k1, k2) updates over ``batch`` streams of the training text, pass after pass, each
     pass from zero states. The streams are cut here, so a text too short for them fails at once."""
-    xs, ys = streams(corpus.train, batch)  # (L, B) each
-    x = OneHot(xs, len(corpus.vocab), recurrent_of(model).dtype)  # (L, B, V), made per window
+    xs, ys = streams(corpus.train, batch)  # (L, B) each: ids, which the model takes as one-hot vectors
     loss_fn = CrossEntropyLoss()
 
     def passes() -> Iterator[float]:
         while True:
             model.reset_state()
-            for _, loss in tbptt(model, loss_fn, x, ys, k1, k2):
+            for _, loss in tbptt(model, loss_fn, xs, ys, k1, k2):
                 yield loss
 
     return passes()

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 from numpy.typing import DTypeLike, NDArray
 
 from ... import trainer
-from ..._types import Array
 from ...layers import Dense, Layer, Sequential
 from ...losses import CrossEntropyLoss
 from ...recurrent import LSTM, RNN, Recurrent
@@ -20,7 +19,6 @@ __all__ = [
     "LN2",
     "STREAM_CHARS",
     "CharHistory",
-    "OneHot",
     "bpc",
     "build_model",
     "held_streams",
@@ -36,25 +34,6 @@ STREAM_CHARS = 50_000
 # The most held-out characters a check during training reads: about a second for an LSTM 128 on
 # one thread, where the standard library's 1.9 M held-out characters take about 25 s.
 CHECK_CHARS = 100_000
-
-
-class OneHot:
-    """A lazy one-hot view of character ids ``(T, B)``: slicing time gives ``(t, B, V)`` floats.
-
-    The floats are of ``dtype``, the model's, so no layer casts its input.
-    """
-
-    def __init__(self, ids: NDArray[np.integer[Any]], size: int, dtype: DTypeLike = np.float64) -> None:
-        self.ids, self.size, self.dtype = ids, size, np.dtype(dtype)
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    def __getitem__(self, index: slice) -> Array:
-        ids = self.ids[index]  # (t, B)
-        out = np.zeros((*ids.shape, self.size), self.dtype)  # (t, B, V)
-        np.put_along_axis(out, ids[..., None], 1.0, axis=-1)
-        return out
 
 
 def split(ids: NDArray[np.int64], held_out: float = 0.1) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
@@ -146,9 +125,7 @@ def held_streams(
     return xs, ys
 
 
-def bpc(
-    model: Layer, ids: NDArray[np.int64], vocab_size: int, chunk: int = 256, max_chars: int | None = None
-) -> float:
+def bpc(model: Layer, ids: NDArray[np.int64], chunk: int = 256, max_chars: int | None = None) -> float:
     """Held-out bits per character: mean ``-log₂ p(next char)`` over the streams of ``held_streams``.
 
     Held-out text of up to ``STREAM_CHARS`` characters is one stream (every prediction); longer
@@ -157,12 +134,11 @@ def bpc(
     pieces of ``chunk`` steps, each from the states the last one ended in (``model.run``); the
     model's own state attributes are untouched.
     """
-    dtype = recurrent_of(model).dtype
+    recurrent_of(model)
     loss_fn = CrossEntropyLoss("sum")
     total, state = 0.0, None
-    xs, y = held_streams(ids, max_chars)
-    x = OneHot(xs, vocab_size, dtype)
+    xs, y = held_streams(ids, max_chars)  # (L, B) each: ids stand for their one-hot vectors
     for s in range(0, len(xs), chunk):
-        logits, state = model.run(x[s : s + chunk], state)  # (chunk, B, V)
+        logits, state = model.run(xs[s : s + chunk], state)  # (chunk, B, V)
         total += loss_fn(logits, y[s : s + chunk])[0]
     return total / y.size / LN2

@@ -11,7 +11,7 @@ import numpy as np
 from ..._types import Array
 from ..._validate import as_rng, positive_int
 from ...layers import Layer
-from .model import OneHot, recurrent_of
+from .model import recurrent_of
 from .text import Vocabulary
 
 __all__ = ["generate", "sample"]
@@ -36,10 +36,10 @@ def generate(
         raise ValueError(f"sample: temperature must be a positive number, got {temperature!r}")
     top_k = None if top_k is None else positive_int(top_k, "sample", "top_k")
     rng = as_rng(rng, "sample")
-    dtype = recurrent_of(model).dtype
+    recurrent_of(model)
     V = len(vocab)
     primed = vocab.encode(prime) if prime else vocab.encode(vocab.chars[rng.integers(V)])
-    y, state = model.run(OneHot(primed[:, None], V, dtype)[:])  # from zero states: (T, 1, V)
+    y, state = model.run(primed[:, None])  # the prime's ids (T, 1), from zero states: (T, 1, V)
     return _draw(model, vocab, y[-1, 0], state, length, temperature, top_k, rng)
 
 
@@ -54,12 +54,12 @@ def _draw(
     rng: np.random.Generator,
 ) -> Iterator[str]:
     """Draw ``length`` characters, one model step each, from the logits after the prime on."""
-    V, dtype = len(vocab), recurrent_of(model).dtype
+    V = len(vocab)
     for _ in range(length):
         p = probabilities(logits, temperature, top_k)
         nxt = int(rng.choice(V, p=p))
         yield vocab.chars[nxt]
-        y, state = model.run(OneHot(np.array([[nxt]]), V, dtype)[:], state)  # one step on: (1, 1, V)
+        y, state = model.run(np.array([[nxt]]), state)  # one step on: (1, 1, V)
         logits = y[0, 0]
 
 
