@@ -4,10 +4,14 @@
     print(report)            # every gradient's largest relative error, the diagnosis, the right terms
     report.healthy           # True when every gradient agrees with the reference
 
-Modules: ``spec`` (the architecture and the conventions), ``adapter`` (the learner's object or
-function, in any convention, as a ``probe.Probe``), ``variants`` (the reference BPTT with each
-classic mistake as a switch), ``catalogue`` (the mistakes, in words), ``diagnose`` (compare,
-locate, name), ``report`` (what is printed).
+Modules: ``spec`` (the architecture and the conventions) and ``probe`` (the one interface between
+the two halves). The learner's side: ``adapter`` (the learner's object or function, in any
+convention, as a ``probe.Probe``), built from ``slots`` (where its arrays and gradients live),
+``naming`` (which is which role), ``layouts`` (row or column vectors, five data layouts) and
+``running`` (one call). The reference's side: ``variants`` (the reference BPTT with each classic
+mistake as a switch), ``catalogue`` (the mistakes, in words), ``diagnose`` (compare and report),
+``match`` (name), ``locate`` (where in time), ``crash`` and ``evaluate`` (a learner's exception),
+``derivation`` (the lines of ``bptt explain``), ``report`` (what is printed).
 """
 
 from __future__ import annotations
