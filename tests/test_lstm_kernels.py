@@ -21,7 +21,7 @@ import pytest
 from bptt import LSTM
 from bptt.gradcheck import gradcheck
 from bptt.losses import MSELoss
-from bptt.recurrent import lstm_kernels
+from bptt.recurrent import kernels, lstm_kernels
 
 TOLERANCE = {np.float64: 1e-12, np.float32: 1e-5}
 SHAPES = [(1, 1, 1, 1), (1, 3, 2, 5), (6, 1, 3, 4), (5, 4, 3, 37), (50, 32, 98, 128)]  # (T, B, I, H)
@@ -196,7 +196,7 @@ def test_the_numpy_loops_when_asked_or_without_numba(monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(lstm_kernels, "backward", _refuse("backward", calls))
     backend = "numpy"
     if how == "no numba":
-        monkeypatch.setattr(lstm_kernels, "AVAILABLE", False)
+        monkeypatch.setattr(kernels, "AVAILABLE", False)
         backend = "auto"
     got = run(backend, monkeypatch, (4, 2, 3, 5), np.float32)
     assert calls == []
@@ -230,7 +230,7 @@ def test_bad_backends_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(ValueError, match="BPTT_BACKEND must be one of auto, numba, numpy"):
         layer.forward(x)
     monkeypatch.setenv("BPTT_BACKEND", "numba")
-    monkeypatch.setattr(lstm_kernels, "AVAILABLE", False)
+    monkeypatch.setattr(kernels, "AVAILABLE", False)
     with pytest.raises(RuntimeError, match="numba is not installed"):
         layer.forward(x)
 

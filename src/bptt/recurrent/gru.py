@@ -12,6 +12,7 @@ from ..errors import ShapeError
 from ..explanation import Explanation, Line, Step, bias_sum, numbered, shape
 from ..functional import column_sums, sigmoid
 from ..layers import State, register_layer
+from . import gru_kernels, kernels
 from .base import Recurrent, dsigmoid_times
 
 __all__ = ["GRU"]
@@ -46,6 +47,11 @@ class GRU(Recurrent):
     -----
     ``torch.nn.GRU``: ``weight_ih_l0 = W_ihᵀ``, ``weight_hh_l0 = W_hhᵀ``,
     ``b = bias_ih_l0 + [bias_hh_l0 r, z parts, 0]``, ``b_hn = bias_hh_l0[2H:]``.
+
+    The NumPy loops of ``_steps`` and ``backward`` are the reference. Without padding they run
+    as ``gru_kernels``' compiled steps (numba: one call a step besides the matmul, the same
+    buffers, agreeing to round-off); ``BPTT_BACKEND=numpy`` in the environment forces the NumPy
+    loops.
     """
 
     gates = 3
@@ -53,6 +59,12 @@ class GRU(Recurrent):
 
     def _add_recurrent_biases(self, k: float) -> None:
         self._add_param("b_hn", self._uniform(k, (self.hidden_size,)))
+
+    def _compiled(self) -> bool:
+        """Whether this forward's loops are ``gru_kernels``': no padded step, numba, and
+        ``BPTT_BACKEND`` not ``numpy``; the NumPy loops below are the reference and the fallback."""
+        no_padding = self._pad is None or not self._pad.any()
+        return no_padding and kernels.use_compiled(self.dtype)
 
     def _steps(self, x: Array, start: State) -> Array:
         T, B = x.shape[:2]  # x: (T, B, I), or ids (T, B)
@@ -64,6 +76,9 @@ class GRU(Recurrent):
         gates = self.buffer("gates", (T, B, 3, H))  # r, z, n
         hs[0] = start.h
         self.project(x, xw)
+        if self._compiled():  # the loop below with one compiled call a step (gru_kernels)
+            gru_kernels.forward(xw, W_hh, self.params["b_hn"] if self.bias else None, hw, gates, hs)
+            return hs
         pads = self.step_pads(T)
         for t in range(T):  # 10 NumPy calls per step
             h_prev, h = hs[t], hs[t + 1]
@@ -125,6 +140,21 @@ class GRU(Recurrent):
         assert self._x is not None
         T, B = self._x.shape[:2]
         H = self.hidden_size
+        d_in = self.buffer("d_in", (T, B, 3, H))  # δ of x W_ih + b: [δr̂, δẑ, δn̂]
+        d_rec = self.buffer("d_rec", (T, B, 3, H))  # δ of h W_hh (+ b_hn): [δr̂, δẑ, r ⊙ δn̂]
+        if self._compiled():  # the loop of _bptt with one compiled call a step (gru_kernels)
+            hs, hw, gates = (self._work[k] for k in ("hs", "hw", "gates"))
+            self.grad_h0 = gru_kernels.backward(dy, self.params["W_hh"], gates, hs, hw, d_in, d_rec)
+        else:
+            self.grad_h0 = self._bptt(dy, d_in, d_rec)
+        d_in[:, :, :2] = d_rec[:, :, :2]  # r and z: the input and recurrent sides add, so share δ
+        if self.bias:
+            column_sums(d_rec.reshape(T * B, 3 * H)[:, 2 * H :], out=self.grads["b_hn"])  # Σ r ⊙ δn̂: (H,)
+        return self.weight_grads(self._work["hs"][:-1], d_in, d_rec)
+
+    def _bptt(self, dy: Array, d_in: Array, d_rec: Array) -> Array:
+        """The NumPy BPTT loop, the reference: fills ``d_in``'s n block and ``d_rec``; returns ``δh_0``."""
+        T, B, _, H = d_rec.shape
         hs, hw, gates = (self._work[k] for k in ("hs", "hw", "gates"))
         r, z, n = gates.transpose(2, 0, 1, 3)  # each (T, B, H)
         # Factors that depend only on the forward pass, for every step at once.
@@ -138,8 +168,6 @@ class GRU(Recurrent):
         dn_dh *= np.subtract(1.0, z)
         dy = self.drop_padding(dy, dz_dh, dn_dh)  # padding: no output gradient, δ = 0 (δr̂ follows δn̂)
 
-        d_in = self.buffer("d_in", (T, B, 3, H))  # δ of x W_ih + b: [δr̂, δẑ, δn̂]
-        d_rec = self.buffer("d_rec", (T, B, 3, H))  # δ of h W_hh (+ b_hn): [δr̂, δẑ, r ⊙ δn̂]
         W_hh_T = np.ascontiguousarray(self.params["W_hh"].T)  # (3H, H)
         dh_next, dh, through_z = (np.zeros((B, H), self.dtype) for _ in range(3))
         pads = self.step_pads(T)
@@ -155,11 +183,7 @@ class GRU(Recurrent):
             dh_next += through_z  # δh_{t-1}: through W_hh and directly through z
             if pads[t] is not None:
                 np.copyto(dh_next, dh, where=pads[t])  # padding carried h_{t-1}: its δ is δh_t
-        self.grad_h0 = dh_next
-        d_in[:, :, :2] = d_rec[:, :, :2]  # r and z: the input and recurrent sides add, so share δ
-        if self.bias:
-            column_sums(d_rec.reshape(T * B, 3 * H)[:, 2 * H :], out=self.grads["b_hn"])  # Σ r ⊙ δn̂: (H,)
-        return self.weight_grads(hs[:-1], d_in, d_rec)
+        return dh_next
 
     def forward_cache(self) -> dict[str, Array]:
         """Copies of the last forward's per-step values: ``gates`` ``(T, B, 3H)`` (r, z, n after

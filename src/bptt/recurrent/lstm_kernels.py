@@ -9,147 +9,21 @@ so ``explain``, ``forward_cache`` and ``grad_a`` read them unchanged. The NumPy 
 ``lstm.py`` stays the readable reference; this path is taken when numba is installed, the batch
 is not padded (no ``lengths``) and the environment variable ``BPTT_BACKEND`` is not ``numpy``.
 
-**Numerics.** The kernels do the reference's operations in its order, in the layer's dtype
-(float32 stays float32: every constant is of the array's type), with no fast-math and no fused
-multiply-adds, so the backward step agrees with the NumPy loop to the last bit on the same inputs.
-The nonlinearities are the library's formulas: ``σ(z) = 1 / (1 + e^{-z})``, and ``e^z`` where
-``e^{-z}`` would overflow (``z < -88`` in float32, ``-709`` in float64), as ``functional.sigmoid``;
-``tanh``. The scalar ``exp`` and ``tanh`` of the C library do not vectorize, which made a step
-eight times slower than NumPy's SIMD calls, so ``exp`` and ``tanh`` are written out here
-(Cephes' range reduction and polynomials: ``e^x = 2^k e^r``, ``|r| ≤ ln2 / 2``; ``tanh`` a
-polynomial (float32) or rational function (float64) of ``x²`` for ``|x| ≤ 0.625``, else
-``1 - 2 / (e^{2|x|} + 1)``), which the compiler vectorizes. Both are within 2.5 ulp of the exact
-values, as NumPy's are, including the subnormal results of ``e^x``; NaN propagates.
-
-numba takes 0.3 s or more to import: only ``find_spec`` looks for it when bptt is imported, and
-the kernels are compiled on first use, about a second per dtype (``cache=True``: later processes
-load them from numba's cache in a fraction of that).
+**Numerics.** The kernels do the reference's operations in its order, in the layer's dtype, with
+no fast-math and no fused multiply-adds, so the backward step agrees with the NumPy loop to the
+last bit on the same inputs; ``σ`` and ``tanh`` are ``kernels``' vectorizable versions of the
+library's formulas, within a few ulp of NumPy's. The backend choice (``use_compiled``, re-exported
+here), numba's lazy import and the compiling are ``kernels``', shared with ``gru_kernels``.
 """
 
 from __future__ import annotations
 
-import importlib.util
-import os
-import threading
-from typing import Any
-
 import numpy as np
 
 from .._types import Array
+from .kernels import AVAILABLE, BACKENDS, LazyKernels, sigmoid, tanh, use_compiled
 
 __all__ = ["AVAILABLE", "BACKENDS", "backward", "forward", "use_compiled"]
-
-AVAILABLE = importlib.util.find_spec("numba") is not None
-# BPTT_BACKEND: "numpy" forces the NumPy loops; "numba" requires the kernels; "auto" (or unset)
-# takes the kernels when numba is installed.
-BACKENDS = ("auto", "numba", "numpy")
-
-
-def use_compiled(dtype: Any) -> bool:
-    """Whether ``LSTM`` takes the compiled steps for arrays of ``dtype``: float32 or float64 (not
-    gradcheck's complex probe), numba installed, and ``BPTT_BACKEND`` (read at each call) not
-    ``numpy``.
-
-    Raises
-    ------
-    ValueError
-        ``BPTT_BACKEND`` is none of ``auto``, ``numba``, ``numpy``.
-    RuntimeError
-        ``BPTT_BACKEND=numba`` but numba is not installed.
-    """
-    backend = os.environ.get("BPTT_BACKEND", "auto").strip().lower() or "auto"
-    if backend not in BACKENDS:
-        raise ValueError(f"BPTT_BACKEND must be one of {', '.join(BACKENDS)}, got {backend!r}")
-    if backend == "numba" and not AVAILABLE:
-        raise RuntimeError("BPTT_BACKEND=numba, but numba is not installed: pip install numba")
-    return backend != "numpy" and AVAILABLE and np.dtype(dtype) in (np.float32, np.float64)
-
-
-# --- Scalar exp, tanh and sigmoid, one version per dtype (chosen by numba's `overload`) -----------
-# Names without a body are stubs: `_compile` registers each dtype's version for them.
-def _exp(x: Any) -> Any:  # pragma: no cover - a stub for numba; the versions are below
-    raise NotImplementedError
-
-
-def _tanh(x: Any) -> Any:  # pragma: no cover
-    raise NotImplementedError
-
-
-def _sigmoid(x: Any) -> Any:  # pragma: no cover
-    raise NotImplementedError
-
-
-def _exp_f32(x: Any) -> Any:  # pragma: no cover - compiled by numba
-    """``e^x`` in float32 for ``x`` up to 88.72 (below ln of float32's max): Cephes ``expf``."""
-    f = np.float32
-    x = f(-104.0) if x < f(-104.0) else x  # e^-104 is below float32's least subnormal
-    x = f(88.72) if x > f(88.72) else x
-    k = (x * f(1.44269504088896341) + f(12582912.0)) - f(12582912.0)  # round(x / ln2)
-    r = (x - k * f(0.693359375)) - k * f(-2.12194440e-4)  # x - k ln2, |r| ≤ ln2 / 2
-    p = ((f(1.9875691500e-4) * r + f(1.3981999507e-3)) * r + f(8.3334519073e-3)) * r + f(4.1665795894e-2)
-    p = ((p * r + f(1.6666665459e-1)) * r + f(5.0000001201e-1)) * (r * r) + r + f(1.0)  # e^r
-    k1 = np.int32(k) >> np.int32(1)  # 2^k as 2^k1 · 2^k2, each a normal number, so that
-    k2 = np.int32(k) - k1  # e^x may round once into the subnormals
-    s1 = np.int32((k1 + np.int32(127)) << np.int32(23)).view(np.float32)
-    s2 = np.int32((k2 + np.int32(127)) << np.int32(23)).view(np.float32)
-    return (p * s1) * s2
-
-
-def _exp_f64(x: Any) -> Any:  # pragma: no cover - compiled by numba
-    """``e^x`` in float64 for ``x`` up to 709.78 (below ln of float64's max): Cephes ``exp``."""
-    x = -745.2 if x < -745.2 else x  # e^-745.2 is below float64's least subnormal
-    x = 709.78 if x > 709.78 else x
-    k = (x * 1.4426950408889634073599 + 6755399441055744.0) - 6755399441055744.0  # round(x / ln2)
-    r = (x - k * 6.93145751953125e-1) - k * 1.42860682030941723212e-6  # |r| ≤ ln2 / 2
-    rr = r * r
-    p = r * ((1.26177193074810590878e-4 * rr + 3.02994407707441961300e-2) * rr + 9.99999999999999999910e-1)
-    q = ((3.00198505138664455042e-6 * rr + 2.52448340349684104192e-3) * rr + 2.27265548208155028766e-1) * rr
-    p = 1.0 + 2.0 * (p / ((q + 2.00000000000000000009e0) - p))  # e^r, Padé form
-    k1 = np.int64(k) >> np.int64(1)
-    k2 = np.int64(k) - k1
-    s1 = np.int64((k1 + np.int64(1023)) << np.int64(52)).view(np.float64)
-    s2 = np.int64((k2 + np.int64(1023)) << np.int64(52)).view(np.float64)
-    return (p * s1) * s2
-
-
-def _tanh_f32(x: Any) -> Any:  # pragma: no cover - compiled by numba
-    """``tanh x`` in float32: Cephes ``tanhf``; both branches are computed, so the loop vectorizes."""
-    f = np.float32
-    ax = abs(x)
-    large = f(1.0) - f(2.0) / (_exp(ax + ax) + f(1.0))  # 1 - 2 / (e^{2|x|} + 1)
-    large = -large if x < f(0.0) else large
-    z = x * x
-    p = ((f(-5.70498872745e-3) * z + f(2.06390887954e-2)) * z - f(5.37397155531e-2)) * z
-    small = ((p + f(1.33314422036e-1)) * z - f(3.33332819422e-1)) * z * x + x
-    small = x if z == f(0.0) else small  # keeps the sign of -0
-    return large if ax > f(0.625) else small
-
-
-def _tanh_f64(x: Any) -> Any:  # pragma: no cover - compiled by numba
-    """``tanh x`` in float64: Cephes ``tanh``."""
-    ax = abs(x)
-    large = 1.0 - 2.0 / (_exp(ax + ax) + 1.0)
-    large = -large if x < 0.0 else large
-    z = x * x
-    p = (-9.64399179425052238628e-1 * z - 9.92877231001918586564e1) * z - 1.61468768441708447952e3
-    q = ((z + 1.12811678491632931402e2) * z + 2.23548839060100448583e3) * z + 4.84406305325125486048e3
-    small = x + x * z * (p / q)
-    small = x if z == 0.0 else small  # keeps the sign of -0
-    return large if ax > 0.625 else small
-
-
-def _sigmoid_f32(x: Any) -> Any:  # pragma: no cover - compiled by numba
-    """``functional.sigmoid`` in float32: ``1 / (1 + e^{-x})``, and ``e^x`` for ``x < -88``."""
-    tail = x < np.float32(-88.0)
-    e = _exp(x if tail else -x)
-    return e if tail else np.float32(1.0) / (np.float32(1.0) + e)
-
-
-def _sigmoid_f64(x: Any) -> Any:  # pragma: no cover - compiled by numba
-    """``functional.sigmoid`` in float64: ``1 / (1 + e^{-x})``, and ``e^x`` for ``x < -709``."""
-    tail = x < -709.0
-    e = _exp(x if tail else -x)
-    return e if tail else 1.0 / (1.0 + e)
 
 
 # --- The step kernels ----------------------------------------------------------------------------
@@ -167,15 +41,15 @@ def _forward_step(
             if k == 2:
                 for j in range(H):
                     z = zs[t, b, 2, j] + hz[b, 2, j]  # z_t = x_t W_ih + b + h_{t-1} W_hh
-                    zs[t, b, 2, j], gates[t, b, 2, j] = z, _tanh(z)  # g = tanh(z_g)
+                    zs[t, b, 2, j], gates[t, b, 2, j] = z, tanh(z)  # g = tanh(z_g)
             else:
                 for j in range(H):
                     z = zs[t, b, k, j] + hz[b, k, j]
-                    zs[t, b, k, j], gates[t, b, k, j] = z, _sigmoid(z)  # i, f, o = σ(z)
+                    zs[t, b, k, j], gates[t, b, k, j] = z, sigmoid(z)  # i, f, o = σ(z)
         for j in range(H):
             i, f, g, o = gates[t, b, 0, j], gates[t, b, 1, j], gates[t, b, 2, j], gates[t, b, 3, j]
             c = f * cs[t, b, j] + i * g  # c_t = f ⊙ c_{t-1} + i ⊙ g
-            tc = _tanh(c)
+            tc = tanh(c)
             cs[t + 1, b, j], tanh_c[t, b, j] = c, tc
             hs[t + 1, b, j] = o * tc  # h_t = o ⊙ tanh(c_t)
 
@@ -213,51 +87,7 @@ def _backward_step(
             dc_next[b, j] *= gates[t, b, 1, j]
 
 
-_kernels: Any = None  # (forward step, backward step), compiled on first use
-_lock = threading.Lock()
-
-
-def _compile() -> Any:
-    """Register the per-dtype scalar functions with numba and compile the two step kernels.
-
-    The kernels are cached on disk where numba finds a writable place (beside this file, or the
-    user's cache directory); where it finds none they are compiled in every process instead."""
-    global _kernels
-    if _kernels is not None:
-        return _kernels
-    with _lock:
-        if _kernels is None:
-            _kernels = _jit_kernels()
-    return _kernels
-
-
-def _jit_kernels() -> Any:
-    """Import numba, give each stub its float32 and float64 versions, and wrap the step kernels."""
-    import numba
-
-    for stub, for_f32, for_f64 in (
-        (_exp, _exp_f32, _exp_f64),
-        (_tanh, _tanh_f32, _tanh_f64),
-        (_sigmoid, _sigmoid_f32, _sigmoid_f64),
-    ):
-        choose = _by_dtype(numba.types.float32, for_f32, for_f64)
-        # error_model "numpy": x / 0 is inf or NaN, as in NumPy, with no branch to raise
-        numba.extending.overload(stub, jit_options={"error_model": "numpy"})(choose)
-    try:
-        jit = numba.njit(cache=True, error_model="numpy")
-        return jit(_forward_step), jit(_backward_step)
-    except RuntimeError:  # "cannot cache function ...: no locator available"
-        jit = numba.njit(cache=False, error_model="numpy")
-        return jit(_forward_step), jit(_backward_step)
-
-
-def _by_dtype(f32: Any, for_f32: Any, for_f64: Any) -> Any:
-    """numba's typing function for a stub: ``for_f32`` for a float32 argument, else ``for_f64``."""
-
-    def choose(x: Any) -> Any:
-        return for_f32 if x == f32 else for_f64
-
-    return choose
+_kernels = LazyKernels(_forward_step, _backward_step)  # compiled on first use
 
 
 # --- The loops ------------------------------------------------------------------------------------
@@ -278,7 +108,7 @@ def forward(zs: Array, W_hh: Array, gates: Array, cs: Array, tanh_c: Array, hs: 
 
     All arrays are C-contiguous, of one dtype (float32 or float64).
     """
-    step = _compile()[0]
+    step = _kernels()[0]
     T, B, _, H = zs.shape
     hz = np.empty((B, 4 * H), zs.dtype)  # (B, 4H)
     blocks = hz.reshape(B, 4, H)  # (B, 4, H)
@@ -312,7 +142,7 @@ def backward(
 
     All arrays are C-contiguous, of one dtype (float32 or float64).
     """
-    step = _compile()[1]
+    step = _kernels()[1]
     dy = np.ascontiguousarray(dy)  # (T, B, H)
     T, B, _, H = dz.shape
     W_hh_T = np.ascontiguousarray(W_hh.T)  # (4H, H)
