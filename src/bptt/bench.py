@@ -1,18 +1,31 @@
-"""``bptt bench``: one training iteration (forward, loss, backward) against PyTorch, side by side.
+"""``bptt bench``: one training iteration against PyTorch and JAX, side by side.
 
-Model: ``RNN(I, H, tanh) -> Dense(H, O)`` with mean squared error, against ``torch.nn.RNN`` +
-``torch.nn.Linear`` + ``mse_loss`` on the same shapes, in one process. Both engines compute every
-parameter gradient and the gradient of the input. Timing is interleaved (a block of bptt
-iterations, a pause, a block of torch iterations, a pause, ...) with the same thread count for
-NumPy's BLAS (threadpoolctl) and torch, and the table reports medians over the blocks.
+Model: ``RNN/LSTM/GRU(I, H) -> Dense(H, O)`` with mean squared error, against ``torch.nn.RNN/LSTM/GRU``
++ ``torch.nn.Linear`` + ``mse_loss`` and against the same model in JAX (``bptt.bench_jax``:
+``jax.jit`` over ``jax.lax.scan``, ``jax.value_and_grad``) on the same shapes, in one process. Every
+engine computes every parameter gradient and the gradient of the input. The ``charlm`` row is the
+character model's update: LSTM 128 over one-hot characters (ids for bptt, one-hot floats for torch
+and JAX) -> Dense, softmax cross-entropy, one Adam step. Timing is interleaved (a block of bptt
+iterations, a pause, a block of torch iterations, a pause, a block of JAX iterations, ...) with the
+same thread count for NumPy's BLAS (threadpoolctl), torch and JAX, and the table reports medians
+over the blocks; JAX's compile time is excluded and reported apart.
 
-    bptt bench                    # every shape, 1 and 2 threads, both dtypes
+    bptt bench                    # the default rows, 1 and 2 threads, both dtypes
+    bptt bench --threads 1        # one thread: JAX pinned too (PJRT_NPROC=1, set before jax is imported)
     bptt bench --quick            # a smoke run on one tiny shape
+    bptt bench --no-jax           # bptt and torch only
     bptt bench --memory           # peak memory of fwd+bwd (tracemalloc)
     bptt bench --json out.json
 
-``benchmarks/rnn_fwd_bwd.py`` runs the same thing. torch and threadpoolctl come from the
-``bench`` extra (``pip install 'bptt[bench]'``); they are imported only here.
+JAX fixes its CPU thread pools when it is imported: ``bench_jax.load`` first sets
+``PJRT_NPROC`` to the smallest of ``--threads`` (the knob jaxlib 0.10 reads) and, for one thread,
+``XLA_FLAGS="--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"`` (set either
+yourself to choose otherwise). Rows at another thread count run JAX on the pools fixed at import,
+and the table says so, with the CPU time per wall time of JAX's blocks.
+
+``benchmarks/rnn_fwd_bwd.py`` runs the same thing. torch, threadpoolctl and jax come from the
+``bench`` extra (``pip install 'bptt[bench]'``); they are imported only here (jax only with its
+column requested).
 """
 
 from __future__ import annotations
@@ -27,69 +40,40 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
+from . import bench_jax
 from ._files import atomic_write
+from .bench_engines import (
+    CELLS,
+    CHARLM_SHAPE,
+    DEFAULT_ROWS,
+    PAUSE,
+    ROW_KINDS,
+    SHAPES,
+    bptt_iteration,
+    bptt_setup,
+    flops,
+    nbytes,
+    torch_iteration,
+)
 from .cli.common import positive, positive_number
-from .layers import Dense, Sequential
-from .losses import MSELoss
-from .recurrent import GRU, LSTM, RNN
 
-SHAPES = [  # (T, B, I, H, O)
-    (8, 1, 2, 16, 1),
-    (8, 64, 2, 16, 1),
-    (32, 64, 2, 64, 1),
-    (64, 32, 64, 128, 64),
-    (128, 64, 128, 512, 128),
-    (256, 16, 32, 32, 32),
+__all__ = [
+    "CELLS",
+    "CHARLM_SHAPE",
+    "DEFAULT_ROWS",
+    "SHAPES",
+    "add_arguments",
+    "blas_peak",
+    "bptt_iteration",
+    "bptt_setup",
+    "compare",
+    "flops",
+    "main",
+    "nbytes",
+    "peak_memory",
+    "run",
+    "torch_iteration",
 ]
-PAUSE = 0.02  # seconds between engines: idle OpenBLAS workers stop spinning
-
-
-CELLS = {"rnn": (RNN, "RNN"), "lstm": (LSTM, "LSTM"), "gru": (GRU, "GRU")}  # bptt class, torch.nn name
-
-
-def flops(T: int, B: int, I: int, H: int, O: int, cell: str = "rnn") -> float:
-    """FLOPs of fwd+bwd: 2·T·B·(2·I·G·H + 3·G·H² + 3·H·O) with G gates (1 RNN, 4 LSTM, 3 GRU)."""
-    G = {"rnn": 1, "lstm": 4, "gru": 3}[cell]
-    return 2.0 * T * B * (2 * I * G * H + 3 * G * H * H + 3 * H * O)
-
-
-def bptt_iteration(shape: tuple[int, ...], dtype: Any, cell: str = "rnn") -> Callable[[], None]:
-    """One bptt training iteration on ``x (T, B, I)``: ``cell(I, H) -> Dense(H, O)``, MSE, backward."""
-    T, B, I, H, O = shape
-    rng = np.random.default_rng(0)
-    model = Sequential([CELLS[cell][0](I, H, rng=rng, dtype=dtype), Dense(H, O, rng=rng, dtype=dtype)])
-    loss_fn = MSELoss()
-    x = rng.normal(size=(T, B, I)).astype(dtype)
-    target = rng.normal(size=(T, B, O)).astype(dtype)
-
-    def step() -> None:
-        _, grad = loss_fn(model.forward(x), target)
-        model.backward(grad)
-
-    return step
-
-
-def torch_iteration(shape: tuple[int, ...], dtype: Any, cell: str = "rnn") -> Callable[[], None]:
-    """The same iteration in torch: ``nn.RNN``/``LSTM``/``GRU`` + ``nn.Linear``, MSE, backward."""
-    import torch
-
-    T, B, I, H, O = shape
-    tdtype = torch.float64 if dtype == np.float64 else torch.float32
-    torch.manual_seed(0)
-    rnn = getattr(torch.nn, CELLS[cell][1])(I, H, dtype=tdtype)
-    lin = torch.nn.Linear(H, O, dtype=tdtype)
-    params = [*rnn.parameters(), *lin.parameters()]
-    x = torch.randn(T, B, I, dtype=tdtype, requires_grad=True)
-    target = torch.randn(T, B, O, dtype=tdtype)
-
-    def step() -> None:
-        for p in params:
-            p.grad = None
-        x.grad = None
-        out, _ = rnn(x)
-        torch.nn.functional.mse_loss(lin(out), target).backward()
-
-    return step
 
 
 def _block(step: Callable[[], object], n: int) -> float:
@@ -109,20 +93,42 @@ def blas_peak(dtype: Any, n: int = 1536) -> float:
     return 2.0 * n**3 / best / 1e9
 
 
-def compare(shape: tuple[int, ...], dtype: Any, budget: float, cell: str = "rnn") -> dict[str, float]:
-    """Median seconds per iteration of each engine, interleaved blocks within ``budget`` seconds."""
-    ours, theirs = bptt_iteration(shape, dtype, cell), torch_iteration(shape, dtype, cell)
-    for step in (ours, theirs):  # warm up caches, buffers and torch's dispatcher
+def compare(
+    shape: tuple[int, ...],
+    dtype: Any,
+    budget: float,
+    cell: str = "rnn",
+    jax: bench_jax.JaxRuntime | None = None,
+) -> dict[str, float]:
+    """Median seconds per iteration of each engine, interleaved blocks within ``budget`` seconds.
+
+    Keys ``bptt``, ``torch`` and, given ``jax``, ``jax`` and ``jax_compile`` (seconds to compile
+    the JAX iteration, outside the timing) and ``jax_cpu_per_wall`` (CPU seconds per second of
+    the JAX blocks: about its thread count when its threads are busy).
+    """
+    engines = {"bptt": bptt_iteration(shape, dtype, cell), "torch": torch_iteration(shape, dtype, cell)}
+    compiled: dict[str, float] = {}
+    if jax is not None:
+        model, x, target = bptt_setup(shape, dtype, cell)
+        engines["jax"], compiled["jax_compile"] = bench_jax.jax_iteration(
+            jax.jax, cell, model.params, x, target
+        )
+    for step in engines.values():  # warm up caches, buffers and torch's dispatcher
         _block(step, 3)
-    per_iter = max(_block(ours, 1), _block(theirs, 1))
-    n = max(1, min(200, int(budget / 20 / max(per_iter, 1e-6))))
-    times: dict[str, list[float]] = {"bptt": [], "torch": []}
+    per_iter = max(_block(step, 1) for step in engines.values())
+    n = max(1, min(200, int(budget / 10 / len(engines) / max(per_iter, 1e-6))))
+    times: dict[str, list[float]] = {name: [] for name in engines}
     deadline = time.perf_counter() + budget
+    cpu = 0.0  # CPU seconds of the JAX blocks: JAX's threads at work
     while time.perf_counter() < deadline or len(times["bptt"]) < 5:
-        for name, step in (("bptt", ours), ("torch", theirs)):
+        for name, step in engines.items():
             time.sleep(PAUSE)
+            start = time.process_time()
             times[name].append(_block(step, n))
-    return {k: statistics.median(v) for k, v in times.items()}
+            cpu += time.process_time() - start if name == "jax" else 0.0
+    if jax is not None:
+        compiled["jax_cpu_per_wall"] = cpu / (n * sum(times["jax"]))
+    return {k: statistics.median(v) for k, v in times.items()} | compiled
 
 
 def peak_memory(shape: tuple[int, ...], dtype: Any) -> dict[str, float]:
@@ -177,16 +183,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--cells",
         nargs="+",
-        default=["rnn"],
-        choices=sorted(CELLS),
-        help="recurrent cells to time (default rnn)",
+        choices=ROW_KINDS,
+        help="rows to time, each at every shape (default: the standard rows; charlm alone: its own shape)",
     )
+    p.add_argument("--no-jax", action="store_true", help="leave out the JAX column (jax is never imported)")
     p.add_argument(
         "--shapes",
         nargs="+",
         metavar="T,B,I,H,O",
         type=_shape,
-        help="shapes to time instead of the standard six",
+        help="shapes to time (with --cells, default rnn) instead of the standard rows",
     )
 
 
@@ -197,56 +203,108 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     return run(p.parse_args(argv))
 
 
+QUICK_SHAPE = (4, 2, 2, 8, 1)
+HEADER = (
+    f"{'cell':>6} {'threads':>7} {'dtype':>7} {'(T, B, I, H, O)':>24} {'bptt ms':>9} {'torch ms':>9} "
+    f"{'jax ms':>9} {'jit s':>6} {'/torch':>6} {'/jax':>6} {'/best':>6} {'GFLOP/s':>8} {'% peak':>7}"
+)
+
+
+def rows_of(args: argparse.Namespace) -> list[tuple[str, tuple[int, ...]]]:
+    """The ``(cell, shape)`` rows the options ask for: ``DEFAULT_ROWS`` without ``--cells`` and
+    ``--shapes``, else every cell (default rnn) at every shape (a ``charlm`` row's ``O`` is its ``I``)."""
+    if not args.cells and not args.shapes and not args.quick:
+        return list(DEFAULT_ROWS)
+    out = []
+    for cell in args.cells or ["rnn"]:
+        default = [QUICK_SHAPE] if args.quick else [CHARLM_SHAPE] if cell == "charlm" else SHAPES
+        for shape in default if args.quick else args.shapes or default:
+            out.append((cell, (*shape[:4], shape[2]) if cell == "charlm" else shape))
+    return out
+
+
+def _row(
+    cell: str, shape: tuple[int, ...], dname: str, threads: int, budget: float, jax: Any, peak: float
+) -> dict[str, Any]:
+    """Time one row; the table's and the JSON's fields (JAX's are ``None`` without its column)."""
+    t = compare(shape, np.dtype(dname).type, budget, cell, jax)
+    T, B, I, H, O = shape
+    gflops = flops(T, B, I, H, O, cell) / t["bptt"] / 1e9
+    row = {"cell": cell, "threads": threads, "dtype": dname, "shape": list(shape)}
+    row |= {"bptt_ms": 1000 * t["bptt"], "torch_ms": 1000 * t["torch"], "ratio": t["bptt"] / t["torch"]}
+    row |= {"jax_ms": None, "jax_compile_s": None, "ratio_jax": None, "jax_threads": None}
+    row["jax_cpu_per_wall"] = None
+    if "jax" in t:
+        row |= {
+            "jax_ms": 1000 * t["jax"],
+            "jax_compile_s": t["jax_compile"],
+            "ratio_jax": t["bptt"] / t["jax"],
+            "jax_cpu_per_wall": t["jax_cpu_per_wall"],
+        }
+        row["jax_threads"] = threads if jax.honours(threads) else jax.threads
+    row["ratio_best"] = t["bptt"] / min(t["torch"], t.get("jax", np.inf))
+    return row | {"gflops": gflops, "blas_peak_gflops": peak}
+
+
+def _line(row: dict[str, Any]) -> str:
+    """One printed row; ``n/a`` where JAX has no value."""
+
+    def fmt(value: float | None, spec: str, width: int) -> str:
+        return f"{'n/a':>{width}}" if value is None else f"{value:>{width}{spec}}"
+
+    shape = str(tuple(row["shape"]))
+    return (
+        f"{row['cell']:>6} {row['threads']:>7} {row['dtype']:>7} {shape:>24} {row['bptt_ms']:>9.3f} "
+        f"{row['torch_ms']:>9.3f} {fmt(row['jax_ms'], '.3f', 9)} {fmt(row['jax_compile_s'], '.2f', 6)} "
+        f"{row['ratio']:>6.2f} {fmt(row['ratio_jax'], '.2f', 6)} {row['ratio_best']:>6.2f} "
+        f"{row['gflops']:>8.1f} {100 * row['gflops'] / row['blas_peak_gflops']:>6.0f}%"
+    )
+
+
+def footer(rows: list[dict[str, Any]], jax: bench_jax.JaxRuntime | None, no_jax: bool) -> list[str]:
+    """The lines under the table: what the ratios are, JAX's compile times and its threads."""
+    lines = ["ratios: bptt / torch, bptt / JAX, bptt / the faster of the two (below 1: bptt is faster)"]
+    if no_jax:
+        return [*lines, "JAX column left out (--no-jax)"]
+    if jax is None:
+        return [*lines, bench_jax.INSTALL]
+    compile_s = [r["jax_compile_s"] for r in rows]
+    lines.append(
+        f"JAX compile time (jit s, excluded from the timing): {sum(compile_s):.1f} s over {len(rows)} "
+        f"rows, {min(compile_s):.2f}–{max(compile_s):.2f} s each"
+    )
+    busy = [r["jax_cpu_per_wall"] for r in rows]
+    lines.append(f"{jax.how}; JAX CPU time per wall time {min(busy):.2f}–{max(busy):.2f}")
+    for threads in sorted({r["threads"] for r in rows if not jax.honours(r["threads"])}):
+        lines.append(
+            f"JAX cannot be pinned to {threads} threads in this process (XLA fixes its pool at import): "
+            f"its rows at {threads} threads ran on {jax.threads or 'its own pool of'} thread(s)"
+        )
+    return lines
+
+
 def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     """Time every requested row, print the table, and return the rows."""
     import torch
     from threadpoolctl import threadpool_limits
 
-    shapes = [(4, 2, 2, 8, 1)] if args.quick else (args.shapes or SHAPES)
     budget = 0.2 if args.quick else args.budget
+    no_jax = getattr(args, "no_jax", False)
+    jax = None if no_jax else bench_jax.load(list(args.threads), "float64" in args.dtypes)
     rows: list[dict[str, Any]] = []
-    header = (
-        f"{'cell':>4} {'threads':>7} {'dtype':>7} {'(T, B, I, H, O)':>24} {'bptt ms':>9} {'torch ms':>9} "
-        f"{'ratio':>6} {'GFLOP/s':>8} {'% peak':>7}"
-    )
-    print(header + "\n" + "-" * len(header))
+    print(HEADER + "\n" + "-" * len(HEADER))
     for threads in args.threads:
         torch.set_num_threads(threads)
         with threadpool_limits(limits=threads):
             for dname in args.dtypes:
-                dtype = np.dtype(dname).type
-                peak = blas_peak(dtype, 256 if args.quick else 1536)
-                for cell, shape in ((c, sh) for c in args.cells for sh in shapes):
-                    t = compare(shape, dtype, budget, cell)
-                    T, B, I, H, O = shape
-                    gflops = flops(T, B, I, H, O, cell) / t["bptt"] / 1e9
-                    row = {
-                        "cell": cell,
-                        "threads": threads,
-                        "dtype": dname,
-                        "shape": list(shape),
-                        "bptt_ms": 1000 * t["bptt"],
-                        "torch_ms": 1000 * t["torch"],
-                        "ratio": t["bptt"] / t["torch"],
-                        "gflops": gflops,
-                        "blas_peak_gflops": peak,
-                    }
-                    rows.append(row)
-                    print(
-                        f"{cell:>4} {threads:>7} {dname:>7} {shape!s:>24} {row['bptt_ms']:>9.3f} "
-                        f"{row['torch_ms']:>9.3f} {row['ratio']:>6.2f} {gflops:>8.1f} "
-                        f"{100 * gflops / peak:>6.0f}%",
-                        flush=True,
-                    )
+                peak = blas_peak(np.dtype(dname).type, 256 if args.quick else 1536)
+                for cell, shape in rows_of(args):
+                    rows.append(_row(cell, shape, dname, threads, budget, jax, peak))
+                    print(_line(rows[-1]), flush=True)
+    print("\n".join(footer(rows, jax, no_jax)))
     if args.memory:
-        shape = shapes[-2] if not args.quick else shapes[0]
-        for dname in args.dtypes:
-            m = peak_memory(shape, np.dtype(dname).type)
-            print(
-                f"memory {dname} {shape}: peak {m['peak_bytes'] / 2**20:.1f} MiB, "
-                f"must keep {m['must_keep_bytes'] / 2**20:.1f} MiB "
-                f"({m['peak_bytes'] / m['must_keep_bytes']:.2f}x), growth {m['growth']:.0f} B"
-            )
+        shapes = [QUICK_SHAPE] if args.quick else args.shapes or SHAPES
+        _print_memory(shapes[-2] if len(shapes) > 1 else shapes[0], args.dtypes)
     if args.json:
 
         def write(f: BinaryIO) -> None:
@@ -256,12 +314,14 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     return rows
 
 
-def nbytes(shape: tuple[int, ...], dtype: Any, cell: str = "rnn") -> int:
-    """Memory one row needs, both engines together: inputs, states, gates and weights with gradients."""
-    T, B, I, H, O = shape
-    G = {"rnn": 1, "lstm": 4, "gru": 3}[cell]
-    per_engine = 4 * T * B * (I + G * H + O) + 4 * G * H * (I + H + 1) + 4 * H * O
-    return 2 * per_engine * np.dtype(dtype).itemsize
+def _print_memory(shape: tuple[int, ...], dtypes: list[str]) -> None:
+    for dname in dtypes:
+        m = peak_memory(shape, np.dtype(dname).type)
+        print(
+            f"memory {dname} {shape}: peak {m['peak_bytes'] / 2**20:.1f} MiB, "
+            f"must keep {m['must_keep_bytes'] / 2**20:.1f} MiB "
+            f"({m['peak_bytes'] / m['must_keep_bytes']:.2f}x), growth {m['growth']:.0f} B"
+        )
 
 
 if __name__ == "__main__":

@@ -1,4 +1,7 @@
-"""``bptt bench``: time forward and backward against PyTorch's CPU RNN (see ``bptt.bench``)."""
+"""``bptt bench``: time a training iteration against PyTorch and JAX on the CPU (see ``bptt.bench``).
+
+The JAX column is optional: without jax installed it shows ``n/a`` (``--no-jax`` leaves it out).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ from .common import UsageError, require_memory, writable
 
 __all__ = ["HELP", "register", "run"]
 
-HELP = "time fwd+bwd against PyTorch's CPU RNN (needs bptt[bench])"
+HELP = "time fwd+bwd against PyTorch and JAX on the CPU (needs bptt[bench])"
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -24,13 +27,15 @@ def run(args: argparse.Namespace) -> int:
         import threadpoolctl  # noqa: F401
         import torch  # noqa: F401
     except ImportError:
-        raise UsageError("the benchmark needs torch and threadpoolctl: pip install 'bptt[bench]'") from None
+        raise UsageError(
+            "the benchmark needs torch and threadpoolctl (jax for its JAX column): pip install 'bptt[bench]'"
+        ) from None
     from .. import bench
 
     if args.json:
         writable(args.json, "--json")
     for shape in args.shapes or ():
-        for cell in args.cells:
+        for cell in args.cells or ["rnn"]:
             require_memory(bench.nbytes(shape, "float64", cell), f"--shapes {','.join(map(str, shape))}")
     bench.run(args)
     return 0
