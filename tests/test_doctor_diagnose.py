@@ -477,3 +477,43 @@ def test_each_of_two_mistakes_keeps_its_own_steps() -> None:
         ("missing-recurrence", (1, 2, 3, 4)),
         ("no-activation-derivative", (1, 2, 3, 4, 5)),
     ]
+
+
+SOFTMAX_CE = Spec("tanh", "softmax", "cross_entropy", "sum")
+
+
+@pytest.mark.parametrize(
+    ("truth", "told", "words"),
+    [
+        (SOFTMAX_CE, Spec("tanh", "identity", "mse", "sum"), "output='softmax', loss='cross_entropy'"),
+        (
+            SOFTMAX_CE,
+            Spec("sigmoid", "softmax", "cross_entropy", "sum"),
+            "activation='tanh' (--activation tanh)",
+        ),
+    ],
+)
+def test_a_right_learner_told_the_wrong_settings_is_told_which_fit(
+    truth: Spec, told: Spec, words: str
+) -> None:
+    """No mistake fits, but every gradient agrees under other settings: the report names the nearest.
+    (A wrong reduction is the catalogue's scale mistake, and bce told as mse a missing output
+    derivative: those are named as such.)"""
+    report = diagnose(make_probe(truth), told)
+    assert not report.healthy and report.diagnoses == []
+    assert f"check the settings: every gradient agrees with the reference for {words}" in " ".join(
+        str(report).replace("\n  ", " ").splitlines()
+    )
+
+
+def test_no_settings_hint_when_no_setting_fits() -> None:
+    """A gradient wrong under every setting gets no hint, and a named mistake never does."""
+
+    def run(weights: Mapping[str, Any], x: Any, y: Any) -> dict[str, Any]:
+        g = backprop(BASE, weights, x, y).grads
+        g["W_hh"] = g["W_hh"] + 0.01 * np.arange(g["W_hh"].size).reshape(g["W_hh"].shape)
+        return {r: g[r] for r in ALL}
+
+    assert "check the settings" not in str(diagnose(make_probe(BASE, run=run), BASE))
+    named = diagnose(make_probe(BASE, Bug("missing-recurrence")), BASE)
+    assert named.diagnoses and "check the settings" not in str(named)

@@ -10,6 +10,7 @@ then the largest error relative to the reference's largest magnitude), names wha
 
 from __future__ import annotations
 
+import itertools
 import textwrap
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -24,7 +25,8 @@ from .locate import Runner, by_impulse, from_returned, span, sweep, variant_step
 from .match import WEIGHT_ROLES, Finding, Match, best_match, normalise, rel_error
 from .probe import Probe
 from .report import Diagnosis, Report, Row
-from .spec import Spec
+from .spec import ACTIVATIONS, LOSSES, OUTPUTS, REDUCTIONS, Spec
+from .spec import STEPS as STEP_KINDS
 from .variants import Pass, backprop
 
 __all__ = ["BATCH", "STEPS", "TOLERANCE", "Data", "diagnose", "make_data"]
@@ -96,8 +98,46 @@ def diagnose(probe: Probe, spec: Spec, *, seed: int = 0) -> Report:
     report = Report(healthy, errors, rows=rows, header=header, tolerance=TOLERANCE, findings=notes)
     if not healthy:
         run = _Fresh(probe, accumulating[0].roles, second) if accumulating else probe.run
-        _name_and_locate(report, run, probe, spec, data, ref, values, shape_findings + accumulating)
+        _name_and_locate(report, run, probe, spec, data, ref, values, shape_findings + accumulating, seed)
     return report
+
+
+def _settings_hint(probe: Probe, spec: Spec, seed: int) -> list[str]:
+    """When no mistake fits, the nearest settings under which every gradient agrees (a learner told the
+    wrong loss is right for another); one learner run per target kind, fewest changes first."""
+    fields = ("activation", "output", "loss", "reduction", "steps")
+    grid = [Spec(*c) for c in itertools.product(ACTIVATIONS, OUTPUTS, LOSSES, REDUCTIONS, STEP_KINDS)]
+    runs: dict[tuple[str, str], dict[str, Array] | None] = {}
+    for other in sorted(grid, key=lambda s: sum(getattr(s, f) != getattr(spec, f) for f in fields)):
+        data, got = (None, None) if other == spec else _learner_under(probe, other, seed, runs)
+        if data is None:
+            continue
+        ref = backprop(other, data.weights, data.x, data.y)
+        if got and all(_error(g, ref, r) <= TOLERANCE for r, g in got.items()):
+            changed = [f for f in fields if getattr(other, f) != getattr(spec, f)]
+            api = ", ".join(f"{f}={getattr(other, f)!r}" for f in changed)
+            cli = " ".join(f"--{f} {getattr(other, f)}" for f in changed)
+            said = f"check the settings: every gradient agrees with the reference for {api} ({cli})"
+            return textwrap.wrap(said, 104, subsequent_indent="  ", break_on_hyphens=False)
+    return []
+
+
+def _learner_under(
+    probe: Probe, spec: Spec, seed: int, runs: dict[tuple[str, str], dict[str, Array] | None]
+) -> tuple[Data | None, dict[str, Array] | None]:
+    """``spec``'s data (``None``: no such network) and the learner's gradients on it, one run per
+    kind of target (real, in (0, 1), one-hot) and steps, kept in ``runs``."""
+    try:
+        data = make_data(probe, spec, seed)
+    except ValueError:
+        return None, None
+    kind = (spec.loss if spec.loss in ("bce", "cross_entropy") else "real", spec.steps)
+    if kind not in runs:
+        try:
+            runs[kind] = normalise(_run(probe, data), _expected(probe, data.sizes))[0]
+        except Exception:  # a learner that cannot take these targets says nothing here
+            runs[kind] = None
+    return data, runs[kind]
 
 
 def _first_run(
@@ -131,14 +171,16 @@ def _name_and_locate(
     ref: Pass,
     values: Mapping[str, Array],
     found: list[Finding],
+    seed: int,
 ) -> None:
-    """Fill ``report`` with the diagnoses, the measured location and the right derivation."""
+    """Fill ``report`` with the diagnoses (or the settings that fit), the location, the derivation."""
     wrong = tuple(r for r in values if _error(values[r], ref, r) > TOLERANCE)
     match = best_match(spec, data.weights, data.x, data.y, values, TOLERANCE) if wrong else None
     findings = found + (match.findings if match else [])
     pairs = sorted(((f, _diagnosis(f, spec, data, ref, match)) for f in findings), key=lambda p: p[1].number)
     report.diagnoses = [d for _, d in pairs]
     if wrong:
+        report.findings += [] if report.diagnoses else _settings_hint(probe, spec, seed)
         report.findings += _located(run, spec, data, values, ref, match, wrong)
     keys = [(f.key, f.option) for f, _ in pairs]
     report.derivation = derivation(spec, data.sizes, probe.shapes, keys)
