@@ -23,6 +23,7 @@ from ..errors import ShapeError
 from ..explanation import Explanation, GradientSum, Line, Step, bias_sum, outer_sum, shape
 from ..functional import column_sums, one_hot
 from ..layers import State, Weighted, length_mask
+from . import kernels
 from .torch_form import to_torch_rnn
 
 __all__ = ["Recurrent", "dsigmoid_times"]
@@ -220,6 +221,12 @@ class Recurrent(Weighted):
             np.dot(x.reshape(T * B, -1), self.params["W_ih"], out=flat)
         if self.bias:
             flat += self.params["b"]
+
+    def compiled(self) -> bool:
+        """Whether this forward's steps run compiled (a cell's ``*_kernels``): no padded step, numba,
+        and ``BPTT_BACKEND`` not ``numpy``. The cell's NumPy loops are the reference and the fallback."""
+        no_padding = self._pad is None or not self._pad.any()
+        return no_padding and kernels.use_compiled(self.dtype)
 
     # --- Padding (lengths) ----------------------------------------------------------------------
     def step_pads(self, T: int) -> list[NDArray[np.bool_] | None]:

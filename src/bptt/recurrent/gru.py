@@ -12,7 +12,7 @@ from ..errors import ShapeError
 from ..explanation import Explanation, Line, Step, bias_sum, numbered, shape
 from ..functional import column_sums, sigmoid
 from ..layers import State, register_layer
-from . import gru_kernels, kernels
+from . import gru_kernels
 from .base import Recurrent, dsigmoid_times
 
 __all__ = ["GRU"]
@@ -60,12 +60,6 @@ class GRU(Recurrent):
     def _add_recurrent_biases(self, k: float) -> None:
         self._add_param("b_hn", self._uniform(k, (self.hidden_size,)))
 
-    def _compiled(self) -> bool:
-        """Whether this forward's loops are ``gru_kernels``': no padded step, numba, and
-        ``BPTT_BACKEND`` not ``numpy``; the NumPy loops below are the reference and the fallback."""
-        no_padding = self._pad is None or not self._pad.any()
-        return no_padding and kernels.use_compiled(self.dtype)
-
     def _steps(self, x: Array, start: State) -> Array:
         T, B = x.shape[:2]  # x: (T, B, I), or ids (T, B)
         H = self.hidden_size
@@ -76,7 +70,7 @@ class GRU(Recurrent):
         gates = self.buffer("gates", (T, B, 3, H))  # r, z, n
         hs[0] = start.h
         self.project(x, xw)
-        if self._compiled():  # the loop below with one compiled call a step (gru_kernels)
+        if self.compiled():  # the loop below with one compiled call a step (gru_kernels)
             gru_kernels.forward(xw, W_hh, self.params["b_hn"] if self.bias else None, hw, gates, hs)
             return hs
         pads = self.step_pads(T)
@@ -142,7 +136,7 @@ class GRU(Recurrent):
         H = self.hidden_size
         d_in = self.buffer("d_in", (T, B, 3, H))  # δ of x W_ih + b: [δr̂, δẑ, δn̂]
         d_rec = self.buffer("d_rec", (T, B, 3, H))  # δ of h W_hh (+ b_hn): [δr̂, δẑ, r ⊙ δn̂]
-        if self._compiled():  # the loop of _bptt with one compiled call a step (gru_kernels)
+        if self.compiled():  # the loop of _bptt with one compiled call a step (gru_kernels)
             hs, hw, gates = (self._work[k] for k in ("hs", "hw", "gates"))
             self.grad_h0 = gru_kernels.backward(dy, self.params["W_hh"], gates, hs, hw, d_in, d_rec)
         else:

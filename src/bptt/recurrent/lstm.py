@@ -79,12 +79,6 @@ class LSTM(Recurrent):
         """``State(grad_h0, grad_c0)`` after ``backward``, each ``(B, H)``."""
         return State(super().grad_state.h, self.grad_c0)
 
-    def _compiled(self) -> bool:
-        """Whether this forward's loops are ``lstm_kernels``': no padded step, numba, and
-        ``BPTT_BACKEND`` not ``numpy``; the NumPy loops below are the reference and the fallback."""
-        no_padding = self._pad is None or not self._pad.any()
-        return no_padding and lstm_kernels.use_compiled(self.dtype)
-
     def _steps(self, x: Array, start: State) -> Array:
         T, B = x.shape[:2]  # x: (T, B, I), or ids (T, B)
         H = self.hidden_size
@@ -95,7 +89,7 @@ class LSTM(Recurrent):
         tanh_c = self.buffer("tanh_c", (T, B, H))
         hs[0], cs[0] = start.h, start.c
         self.project(x, zs)  # x_t W_ih + b for every step
-        if self._compiled():  # the loop below with one compiled call a step (lstm_kernels)
+        if self.compiled():  # the loop below with one compiled call a step (lstm_kernels)
             lstm_kernels.forward(zs, W_hh, gates, cs, tanh_c, hs)
             return hs
         hz, ig = np.empty((B, 4 * H), self.dtype), np.empty((B, H), self.dtype)
@@ -145,7 +139,7 @@ class LSTM(Recurrent):
         T, B = self._x.shape[:2]
         H = self.hidden_size
         hs, cs, gates, tanh_c = (self._work[k] for k in ("hs", "cs", "gates", "tanh_c"))
-        if self._compiled():  # the loop below with one compiled call a step (lstm_kernels)
+        if self.compiled():  # the loop below with one compiled call a step (lstm_kernels)
             dz = self.buffer("dz", (T, B, 4, H))
             self.grad_h0, self.grad_c0 = lstm_kernels.backward(dy, self.params["W_hh"], gates, cs, tanh_c, dz)
             return self.weight_grads(hs[:-1], dz)

@@ -12,8 +12,9 @@ is not padded (no ``lengths``) and the environment variable ``BPTT_BACKEND`` is 
 **Numerics.** The kernels do the reference's operations in its order, in the layer's dtype, with
 no fast-math and no fused multiply-adds, so the backward step agrees with the NumPy loop to the
 last bit on the same inputs; ``σ`` and ``tanh`` are ``kernels``' vectorizable versions of the
-library's formulas, within a few ulp of NumPy's. The backend choice (``use_compiled``, re-exported
-here), numba's lazy import and the compiling are ``kernels``', shared with ``gru_kernels``.
+library's formulas, within a few ulp of NumPy's. The backend choice (``use_compiled``, asked by
+``Recurrent.compiled``), numba's lazy import and the compiling are ``kernels``', shared with
+``gru_kernels``.
 """
 
 from __future__ import annotations
@@ -21,9 +22,9 @@ from __future__ import annotations
 import numpy as np
 
 from .._types import Array
-from .kernels import AVAILABLE, BACKENDS, LazyKernels, sigmoid, tanh, use_compiled
+from .kernels import LazyKernels, sigmoid, tanh
 
-__all__ = ["AVAILABLE", "BACKENDS", "backward", "forward", "use_compiled"]
+__all__ = ["backward", "forward"]
 
 
 # --- The step kernels ----------------------------------------------------------------------------
