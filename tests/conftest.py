@@ -21,3 +21,9 @@ def interactive_sigint() -> Iterator[None]:
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     yield
     signal.signal(signal.SIGINT, previous)
+
+
+@pytest.fixture
+def default_backend(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The default ``BPTT_BACKEND`` (compiled loops where numba is), whatever the shell has set."""
+    monkeypatch.delenv("BPTT_BACKEND", raising=False)

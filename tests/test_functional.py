@@ -169,6 +169,13 @@ def test_sigmoid_of_large_negative_z_is_relatively_exact(dtype: type) -> None:
     assert y[2] > 0 and (dtype is np.float32 or y[-1] > 0)  # 2.4e-322 is a float64 subnormal
 
 
+def test_sigmoid_far_tail_beside_a_nan() -> None:
+    """Regression: a NaN anywhere hid the far tail (``min`` was NaN), so ``σ(-740)`` became 0."""
+    with np.errstate(invalid="ignore"):
+        y = sigmoid(np.array([np.nan, -740.0, 0.0]))
+    assert np.isnan(y[0]) and y[1] == np.exp(-740.0) > 0 and y[2] == 0.5
+
+
 @needs_wide
 @settings(max_examples=200, deadline=None)
 @given(arrays(np.float64, st.integers(1, 40), elements=st.one_of(st.floats(-760, 60), ANY_F64)))

@@ -3,8 +3,8 @@
 Every array a forward and backward produce (outputs, final state, the caches ``explain`` reads,
 every gradient, ``grad_h0``, ``grad_c0``, ``grad_x``, ``grad_a``) agrees to round-off: float64 at
 1e-12 and float32 at 1e-5, relative to the array's largest magnitude; the nonlinearities agree
-elementwise to a few ulp, far into saturation and the tail where ``σ(z) = e^z``. Padded batches,
-``BPTT_BACKEND=numpy``, a missing numba and gradcheck's complex probe take the NumPy loops.
+elementwise to a few ulp, far into saturation and the tail where ``σ(z) = e^z``.
+(Which loops a forward takes, and what the three cells share, are tested in ``test_kernels``.)
 """
 
 from __future__ import annotations
@@ -16,65 +16,10 @@ import numpy as np
 import pytest
 
 from bptt import LSTM
-from bptt.recurrent import kernels, lstm_kernels
+from cell_runs import assert_agree, run
 
-TOLERANCE = {np.float64: 1e-12, np.float32: 1e-5}
+pytestmark = pytest.mark.usefixtures("default_backend")
 SHAPES = [(1, 1, 1, 1), (1, 3, 2, 5), (6, 1, 3, 4), (5, 4, 3, 37), (50, 32, 98, 128)]  # (T, B, I, H)
-
-
-@pytest.fixture(autouse=True)
-def _auto_backend(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Each test starts from the default backend, whatever the shell running pytest has set."""
-    monkeypatch.delenv("BPTT_BACKEND", raising=False)
-
-
-def run(
-    backend: str,
-    monkeypatch: pytest.MonkeyPatch,
-    shape: tuple[int, int, int, int],
-    dtype: Any,
-    *,
-    states: bool = False,
-    bias: bool = True,
-    stateful: bool = False,
-    lengths: Any = None,
-    seed: int = 0,
-) -> dict[str, np.ndarray]:
-    """One forward and backward of a fresh LSTM under ``BPTT_BACKEND=backend``: every array out.
-
-    ``x`` is one-hot (as the character model's) when ``I > 3``, else normal; ``stateful`` runs
-    two windows, the second from the first's final state."""
-    monkeypatch.setenv("BPTT_BACKEND", backend)
-    T, B, I, H = shape
-    rng = np.random.default_rng([seed, *shape])
-    layer = LSTM(I, H, bias=bias, stateful=stateful, rng=seed, dtype=dtype)
-    if I > 3:
-        x = np.eye(I, dtype=dtype)[rng.integers(0, I, (T, B))]  # (T, B, I)
-    else:
-        x = rng.normal(size=(T, B, I)).astype(dtype)
-    gy = rng.normal(size=(T, B, H)).astype(dtype)
-    if states:
-        layer.h0, layer.c0 = (rng.normal(size=(B, H)).astype(dtype) for _ in range(2))
-    out: dict[str, np.ndarray] = {}
-    if stateful:
-        out["y_first"] = layer.forward(x[::-1].copy(), lengths=lengths)
-    out["y"] = layer.forward(x, lengths=lengths)
-    out["h_T"], out["c_T"] = layer.state_after(T)
-    out |= {f"cache {k}": v for k, v in layer.forward_cache().items()}
-    out["grad_x"] = layer.backward(gy)
-    out |= {f"grad {k}": v.copy() for k, v in layer.grads.items()}
-    out["grad_h0"], out["grad_c0"] = layer.grad_state
-    out["grad_a"] = layer.grad_a
-    return out
-
-
-def assert_agree(got: dict[str, np.ndarray], want: dict[str, np.ndarray], dtype: Any) -> None:
-    """Every array within ``TOLERANCE[dtype]`` of the reference, relative to its largest entry."""
-    assert got.keys() == want.keys()
-    for name, ref in want.items():
-        assert got[name].dtype == ref.dtype == dtype, name
-        scale = float(np.abs(ref).max())
-        np.testing.assert_allclose(got[name], ref, rtol=0, atol=TOLERANCE[dtype] * scale, err_msg=name)
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
@@ -84,8 +29,8 @@ def test_compiled_steps_agree_with_the_numpy_loops(
     monkeypatch: pytest.MonkeyPatch, dtype: Any, shape: tuple[int, int, int, int], states: bool
 ) -> None:
     """Outputs, caches and every gradient, from zero or given initial states."""
-    want = run("numpy", monkeypatch, shape, dtype, states=states)
-    got = run("auto", monkeypatch, shape, dtype, states=states)
+    want = run(LSTM, "numpy", monkeypatch, shape, dtype, states=states)
+    got = run(LSTM, "auto", monkeypatch, shape, dtype, states=states)
     assert_agree(got, want, dtype)
 
 
@@ -96,8 +41,8 @@ def test_compiled_steps_agree_without_bias_and_when_stateful(
 ) -> None:
     """No bias; a stateful layer's second window, which starts from the first one's last state."""
     shape = (7, 3, 2, 9)
-    want = run("numpy", monkeypatch, shape, dtype, **options)
-    got = run("auto", monkeypatch, shape, dtype, **options)
+    want = run(LSTM, "numpy", monkeypatch, shape, dtype, **options)
+    got = run(LSTM, "auto", monkeypatch, shape, dtype, **options)
     assert_agree(got, want, dtype)
 
 
@@ -151,68 +96,3 @@ def test_gates_agree_elementwise_into_saturation_and_the_tail(
     np.testing.assert_allclose(h, want_h, rtol=rtol, atol=0)  # o ⊙ tanh(c_1)
     subnormal = (gates[:H] > 0) & (gates[:H] < np.finfo(dtype).tiny)
     assert subnormal.sum() >= 2  # the tail holds e^z, not 0, until it underflows
-
-
-def test_padded_batches_take_the_numpy_loops(monkeypatch: pytest.MonkeyPatch) -> None:
-    """With a padded step the kernels are never called and the results are the reference's;
-    ``lengths`` of all ``T`` pads nothing, so that batch takes the kernels, bit for bit."""
-    calls: list[str] = []
-    monkeypatch.setattr(lstm_kernels, "forward", _refuse("forward", calls))
-    monkeypatch.setattr(lstm_kernels, "backward", _refuse("backward", calls))
-    padded = np.array([3, 7, 1])
-    got = run("auto", monkeypatch, (7, 3, 2, 9), np.float64, lengths=padded)
-    want = run("numpy", monkeypatch, (7, 3, 2, 9), np.float64, lengths=padded)
-    assert calls == []
-    for name, ref in want.items():
-        assert np.array_equal(got[name], ref), name
-
-    monkeypatch.undo()
-    monkeypatch.delenv("BPTT_BACKEND", raising=False)
-    full = run("auto", monkeypatch, (7, 3, 2, 9), np.float64, lengths=np.full(3, 7))
-    none = run("auto", monkeypatch, (7, 3, 2, 9), np.float64)
-    for name, ref in none.items():
-        assert np.array_equal(full[name], ref), name
-
-
-def _refuse(name: str, calls: list[str]) -> Any:
-    def refuse(*args: Any) -> Any:
-        calls.append(name)
-        raise AssertionError(f"lstm_kernels.{name} called")
-
-    return refuse
-
-
-@pytest.mark.parametrize("how", ["BPTT_BACKEND=numpy", "no numba"])
-def test_the_numpy_loops_when_asked_or_without_numba(monkeypatch: pytest.MonkeyPatch, how: str) -> None:
-    """``BPTT_BACKEND=numpy``, or numba missing, and the kernels are not touched."""
-    want = run("numpy", monkeypatch, (4, 2, 3, 5), np.float32)
-    calls: list[str] = []
-    monkeypatch.setattr(lstm_kernels, "forward", _refuse("forward", calls))
-    monkeypatch.setattr(lstm_kernels, "backward", _refuse("backward", calls))
-    backend = "numpy"
-    if how == "no numba":
-        monkeypatch.setattr(kernels, "AVAILABLE", False)
-        backend = "auto"
-    got = run(backend, monkeypatch, (4, 2, 3, 5), np.float32)
-    assert calls == []
-    for name, ref in want.items():
-        assert np.array_equal(got[name], ref), name
-
-
-def test_the_kernels_are_taken_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Unset, ``auto`` and ``numba`` (any case, spaces around) all take the compiled steps."""
-    calls: list[str] = []
-    forward, backward = lstm_kernels.forward, lstm_kernels.backward
-
-    def spy(name: str, kernel: Any) -> Any:
-        def call(*args: Any) -> Any:
-            calls.append(name)
-            return kernel(*args)
-
-        return call
-
-    monkeypatch.setattr(lstm_kernels, "forward", spy("forward", forward))
-    monkeypatch.setattr(lstm_kernels, "backward", spy("backward", backward))
-    for backend in ("", "auto", " Numba "):
-        run(backend, monkeypatch, (3, 2, 2, 4), np.float64)
-    assert calls == ["forward", "backward"] * 3

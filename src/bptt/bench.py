@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import time
 import tracemalloc
@@ -264,6 +265,7 @@ def _line(row: dict[str, Any]) -> str:
 def footer(rows: list[dict[str, Any]], jax: bench_jax.JaxRuntime | None, no_jax: bool) -> list[str]:
     """The lines under the table: what the ratios are, JAX's compile times and its threads."""
     lines = ["ratios: bptt / torch, bptt / JAX, bptt / the faster of the two (below 1: bptt is faster)"]
+    lines.append(f"bptt: BPTT_BACKEND={os.environ.get('BPTT_BACKEND', '').strip() or 'auto'}")
     if no_jax:
         return [*lines, "JAX column left out (--no-jax)"]
     if jax is None:

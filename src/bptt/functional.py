@@ -57,7 +57,7 @@ def sigmoid(z: Array, out: Array | None = None) -> Array:
         z = z.astype(np.float64)
     real = z.real if z.dtype.kind == "c" else z
     limit = _EXP_LIMIT.get(real.dtype, _EXP_LIMIT[np.dtype(np.float64)])
-    if real.size and np.minimum.reduce(real, axis=None) < -limit:
+    if real.size and np.fmin.reduce(real, axis=None) < -limit:  # fmin: a NaN does not hide the tail
         tail = real < -limit
         tail_values = np.exp(z[tail])  # before ``out``, which may be ``z``, is written
         with np.errstate(over="ignore", invalid="ignore"):  # e^{-z} = inf there, overwritten below

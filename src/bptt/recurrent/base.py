@@ -222,11 +222,17 @@ class Recurrent(Weighted):
         if self.bias:
             flat += self.params["b"]
 
-    def compiled(self) -> bool:
-        """Whether this forward's steps run compiled (a cell's ``*_kernels``): no padded step, numba,
-        and ``BPTT_BACKEND`` not ``numpy``. The cell's NumPy loops are the reference and the fallback."""
+    def compiled(self, T: int, B: int) -> bool:
+        """Whether a forward of ``T`` steps over ``B`` sequences runs compiled (a cell's ``*_kernels``):
+        no padded step, numba, and ``BPTT_BACKEND`` ``numba``, or ``auto`` where ``compiling_pays``.
+        The cell's NumPy loops are the reference and the fallback."""
         no_padding = self._pad is None or not self._pad.any()
-        return no_padding and kernels.use_compiled(self.dtype)
+        return no_padding and kernels.use_compiled(self.dtype, self.compiling_pays(T, B))
+
+    def compiling_pays(self, T: int, B: int) -> bool:
+        """Whether, under ``BPTT_BACKEND=auto``, a forward of ``T`` steps over ``B`` sequences is
+        worth numba's import and compile (LSTM and GRU: always; their NumPy steps are ten calls each)."""
+        return True
 
     # --- Padding (lengths) ----------------------------------------------------------------------
     def step_pads(self, T: int) -> list[NDArray[np.bool_] | None]:

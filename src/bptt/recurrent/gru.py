@@ -70,7 +70,7 @@ class GRU(Recurrent):
         gates = self.buffer("gates", (T, B, 3, H))  # r, z, n
         hs[0] = start.h
         self.project(x, xw)
-        if self.compiled():  # the loop below with one compiled call a step (gru_kernels)
+        if self.compiled(T, B):  # the loop below with one compiled call a step (gru_kernels)
             gru_kernels.forward(xw, W_hh, self.params["b_hn"] if self.bias else None, hw, gates, hs)
             return hs
         pads = self.step_pads(T)
@@ -136,7 +136,7 @@ class GRU(Recurrent):
         H = self.hidden_size
         d_in = self.buffer("d_in", (T, B, 3, H))  # δ of x W_ih + b: [δr̂, δẑ, δn̂]
         d_rec = self.buffer("d_rec", (T, B, 3, H))  # δ of h W_hh (+ b_hn): [δr̂, δẑ, r ⊙ δn̂]
-        if self.compiled():  # the loop of _bptt with one compiled call a step (gru_kernels)
+        if self.compiled(T, B):  # the loop of _bptt with one compiled call a step (gru_kernels)
             hs, hw, gates = (self._work[k] for k in ("hs", "hw", "gates"))
             self.grad_h0 = gru_kernels.backward(dy, self.params["W_hh"], gates, hs, hw, d_in, d_rec)
         else:

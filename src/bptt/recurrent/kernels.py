@@ -3,8 +3,9 @@
 ``lstm_kernels`` and ``gru_kernels`` each hold a cell's step kernels (plain Python functions,
 compiled by numba); this module holds what both need, once:
 
-* ``use_compiled(dtype)``: whether a layer takes its compiled steps, from ``BPTT_BACKEND``
-  (``auto``, ``numba`` or ``numpy``, read at each call), numba's presence and the dtype;
+* ``use_compiled(dtype, pays)``: whether a layer takes its compiled steps, from ``BPTT_BACKEND``
+  (``auto``, ``numba`` or ``numpy``, read at each call), numba's presence, the dtype and, under
+  ``auto``, whether compiling pays at the layer's size;
 * ``exp``, ``tanh``, ``sigmoid``: scalar functions for the kernels to call, with one version per
   dtype (float32, float64) that numba picks from the argument's type;
 * ``LazyKernels``: a cell's step functions, compiled on first use (numba is imported then, not
@@ -41,23 +42,26 @@ __all__ = ["AVAILABLE", "BACKENDS", "LazyKernels", "exp", "sigmoid", "tanh", "us
 # numba takes 0.3 s or more to import: only find_spec looks for it when bptt is imported.
 AVAILABLE = importlib.util.find_spec("numba") is not None
 # BPTT_BACKEND: "numpy" forces the NumPy loops; "numba" requires the kernels; "auto" (or unset)
-# takes the kernels when numba is installed.
+# takes the kernels when numba is installed and the layer says compiling pays at its size.
 BACKENDS = ("auto", "numba", "numpy")
 
 
-def use_compiled(dtype: Any) -> bool:
+def use_compiled(dtype: Any, pays: bool = True) -> bool:
     """Whether a layer takes its compiled steps for arrays of ``dtype``.
 
     Parameters
     ----------
     dtype : dtype-like
         The layer's dtype: only float32 and float64 are compiled (not gradcheck's complex probe).
+    pays : bool
+        Whether compiling pays for itself at this call's size; ``auto`` then compiles only when
+        it does, ``numba`` always.
 
     Returns
     -------
     bool
-        True when numba is installed, ``BPTT_BACKEND`` (read at each call) is not ``numpy`` and
-        ``dtype`` is float32 or float64.
+        True when numba is installed, ``dtype`` is float32 or float64 and ``BPTT_BACKEND`` (read
+        at each call) is ``numba``, or ``auto`` (or unset) and ``pays``.
 
     Raises
     ------
@@ -71,7 +75,8 @@ def use_compiled(dtype: Any) -> bool:
         raise ValueError(f"BPTT_BACKEND must be one of {', '.join(BACKENDS)}, got {backend!r}")
     if backend == "numba" and not AVAILABLE:
         raise RuntimeError("BPTT_BACKEND=numba, but numba is not installed: pip install numba")
-    return backend != "numpy" and AVAILABLE and np.dtype(dtype) in (np.float32, np.float64)
+    wanted = backend == "numba" or (backend == "auto" and pays)
+    return wanted and AVAILABLE and np.dtype(dtype) in (np.float32, np.float64)
 
 
 # --- Scalar exp, tanh and sigmoid, one version per dtype (chosen by numba's `overload`) -----------

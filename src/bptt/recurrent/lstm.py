@@ -89,7 +89,7 @@ class LSTM(Recurrent):
         tanh_c = self.buffer("tanh_c", (T, B, H))
         hs[0], cs[0] = start.h, start.c
         self.project(x, zs)  # x_t W_ih + b for every step
-        if self.compiled():  # the loop below with one compiled call a step (lstm_kernels)
+        if self.compiled(T, B):  # the loop below with one compiled call a step (lstm_kernels)
             lstm_kernels.forward(zs, W_hh, gates, cs, tanh_c, hs)
             return hs
         hz, ig = np.empty((B, 4 * H), self.dtype), np.empty((B, H), self.dtype)
@@ -139,7 +139,7 @@ class LSTM(Recurrent):
         T, B = self._x.shape[:2]
         H = self.hidden_size
         hs, cs, gates, tanh_c = (self._work[k] for k in ("hs", "cs", "gates", "tanh_c"))
-        if self.compiled():  # the loop below with one compiled call a step (lstm_kernels)
+        if self.compiled(T, B):  # the loop below with one compiled call a step (lstm_kernels)
             dz = self.buffer("dz", (T, B, 4, H))
             self.grad_h0, self.grad_c0 = lstm_kernels.backward(dy, self.params["W_hh"], gates, cs, tanh_c, dz)
             return self.weight_grads(hs[:-1], dz)

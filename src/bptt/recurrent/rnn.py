@@ -13,6 +13,7 @@ from .._types import Array
 from ..explanation import Explanation, Line, Mistake, Step, as_factor, numbered, shape, try_product
 from ..functional import ACTIVATIONS, torch_activation
 from ..layers import State, register_layer
+from . import rnn_kernels
 from .base import Recurrent
 
 __all__ = ["RNN"]
@@ -47,6 +48,12 @@ class RNN(Recurrent):
     -----
     ``torch.nn.RNN`` maps onto this layer as ``weight_ih_l0 = W_ihᵀ``, ``weight_hh_l0 = W_hhᵀ``,
     ``bias_ih_l0 = b`` and ``bias_hh_l0 = 0``.
+
+    The NumPy loops of ``_steps`` and ``backward`` are the reference. Without padding they run
+    as ``rnn_kernels``' compiled loops (numba: one call for all steps while ``B·H²`` is small,
+    else one call a step besides the matmul; the same buffers, agreeing to round-off) where a
+    forward is large enough to repay compiling (``compiling_pays``). ``BPTT_BACKEND=numpy`` in
+    the environment forces the NumPy loops, ``BPTT_BACKEND=numba`` the compiled ones.
     """
 
     def __init__(
@@ -79,6 +86,16 @@ class RNN(Recurrent):
         """
         return self.cached("da", "backward").copy()
 
+    def compiling_pays(self, T: int, B: int) -> bool:
+        """Whether the recurrence does at least ``rnn_kernels.COMPILE_WORK`` multiply-adds (``T·B·H²``).
+
+        Below that a process rarely runs enough such forwards for the compiled loops to repay
+        numba's import (0.3 s) and their first compile (0.8 s a dtype, then cached on disk): the
+        adder ``bptt train`` trains in 0.05 s would take 0.35 s. ``BPTT_BACKEND=numba`` compiles
+        any size.
+        """
+        return T * B * self.hidden_size**2 >= rnn_kernels.COMPILE_WORK
+
     def _steps(self, x: Array, start: State) -> Array:
         T, B = x.shape[:2]  # x: (T, B, I), or ids (T, B)
         H, act = self.hidden_size, ACTIVATIONS[self.activation].fn
@@ -86,6 +103,9 @@ class RNN(Recurrent):
         hs = self.buffer("hs", (T + 1, B, H))
         hs[0] = start.h
         self.project(x, hs[1:])  # x_t W_ih + b for every step: only the recurrence is sequential
+        if self.compiled(T, B):  # the loop below, compiled (rnn_kernels)
+            rnn_kernels.forward(hs, W_hh, self.activation)
+            return hs
         buf = np.empty((B, H), self.dtype)
         for (h_prev, h), pad in zip(pairwise(list(hs)), self.step_pads(T), strict=True):  # 3 calls per step
             np.dot(h_prev, W_hh, out=buf)  # h_{t-1} W_hh: (B, H)
@@ -128,6 +148,10 @@ class RNN(Recurrent):
         T, B = self._x.shape[:2]
         H, dact = self.hidden_size, ACTIVATIONS[self.activation].grad
         hs = self._work["hs"]
+        if self.compiled(T, B):  # the loop below, compiled (rnn_kernels)
+            da = self.buffer("da", (T, B, H))
+            self.grad_h0 = rnn_kernels.backward(g, hs, self.params["W_hh"], da, self.activation)
+            return self.weight_grads(hs[:-1], da)
         W_hh_T = np.ascontiguousarray(self.params["W_hh"].T)  # (H, H)
         da = dact(hs[1:], out=self.buffer("da", (T, B, H)))  # act'(a_t), all steps; becomes δa_t
         g = self.drop_padding(g, da)  # padding: no output gradient, δa_t = 0

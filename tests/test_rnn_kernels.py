@@ -1,0 +1,175 @@
+"""RNN's compiled loops (``bptt.recurrent.rnn_kernels``) against its NumPy loops, the reference.
+
+For every activation, every array a forward and backward produce (outputs, final state, every
+gradient, ``grad_h0``, ``grad_x``, ``grad_a``) agrees to round-off: float64 at 1e-12 and float32
+at 1e-5, relative to the array's largest magnitude, on both of the kernels' routes (the whole loop
+in one call while ``B·H² ≤ SMALL``, else BLAS's matmul and one call a step), forced by
+``BPTT_BACKEND=numba``; by default they are taken from ``COMPILE_WORK`` multiply-adds a forward.
+The activations agree elementwise to a few ulp, far into saturation. (Which loops a forward
+takes, and what the three cells share, are tested in ``test_kernels``.)
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from typing import Any
+
+import numba  # noqa: F401  - numba is a dependency; a missing numba must fail, not skip
+import numpy as np
+import pytest
+
+from bptt import RNN
+from bptt.recurrent import rnn_kernels
+from cell_runs import assert_agree, run
+
+pytestmark = pytest.mark.usefixtures("default_backend")
+ACTIVATIONS = sorted(rnn_kernels.ACTIVATION_CODES)
+# (T, B, I, H): B·H² from 1 to 524288, both sides of SMALL (8192): 5476 at H = 37, 10000 at H = 50
+SHAPES = [
+    (1, 1, 1, 1),
+    (1, 3, 2, 5),
+    (6, 1, 3, 4),
+    (8, 1, 2, 16),
+    (5, 4, 3, 37),
+    (9, 4, 3, 50),
+    (64, 32, 64, 128),
+]
+
+
+def test_the_shapes_cover_both_routes() -> None:
+    """Some shapes run as one call, some a call a step: the tests below cover both routes."""
+    small = {B * H * H <= rnn_kernels.SMALL for _, B, _, H in SHAPES}
+    assert small == {True, False}
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "T{}-B{}-I{}-H{}".format(*s))
+@pytest.mark.parametrize("states", [False, True], ids=["zeros", "h0"])
+def test_compiled_loops_agree_with_the_numpy_loops(
+    monkeypatch: pytest.MonkeyPatch,
+    dtype: Any,
+    activation: str,
+    shape: tuple[int, int, int, int],
+    states: bool,
+) -> None:
+    """Outputs and every gradient, from a zero or a given initial state."""
+    want = run(RNN, "numpy", monkeypatch, shape, dtype, states=states, activation=activation)
+    got = run(RNN, "numba", monkeypatch, shape, dtype, states=states, activation=activation)
+    assert_agree(got, want, dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("H", [9, 60], ids=["one-call", "call-a-step"])
+@pytest.mark.parametrize(
+    "options",
+    [{"bias": False}, {"stateful": True}, {"stateful": True, "states": True}, {"ids": True}],
+    ids=["no-bias", "stateful", "stateful-h0", "ids"],
+)
+def test_compiled_loops_agree_without_bias_when_stateful_and_on_ids(
+    monkeypatch: pytest.MonkeyPatch, dtype: Any, H: int, options: dict[str, bool]
+) -> None:
+    """No bias; a stateful layer's second window, which starts from the first one's last state; ids."""
+    shape = (7, 3, 5, H)
+    want = run(RNN, "numpy", monkeypatch, shape, dtype, **options)
+    got = run(RNN, "numba", monkeypatch, shape, dtype, **options)
+    assert_agree(got, want, dtype)
+
+
+@pytest.mark.parametrize("small", [0, 10**9], ids=["call-a-step", "one-call"])
+def test_either_route_at_any_shape(monkeypatch: pytest.MonkeyPatch, small: int) -> None:
+    """``SMALL`` only chooses the faster route: forced either way, a shape gives the same result."""
+    monkeypatch.setattr(rnn_kernels, "SMALL", small)
+    for shape in [(4, 1, 2, 3), (6, 5, 3, 40)]:
+        want = run(RNN, "numpy", monkeypatch, shape, np.float64, states=True)
+        assert_agree(run(RNN, "numba", monkeypatch, shape, np.float64, states=True), want, np.float64)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_the_compiled_backward_with_blas_is_the_numpy_backward_bit_for_bit(
+    monkeypatch: pytest.MonkeyPatch, dtype: Any, activation: str
+) -> None:
+    """From the same forward, the call-a-step backward does the reference's arithmetic in its order
+    and dtype, with no fused multiply-add, and BLAS's matmul: every gradient is equal, not close."""
+    monkeypatch.setattr(rnn_kernels, "SMALL", 0)
+    rng = np.random.default_rng(4)
+    layer = RNN(5, 37, activation=activation, rng=0, dtype=dtype)
+    layer.h0 = rng.normal(size=(4, 37)).astype(dtype)
+    x, gy = rng.normal(size=(9, 4, 5)).astype(dtype), rng.normal(size=(9, 4, 37)).astype(dtype)
+    layer.forward(x)
+    grads = {}
+    for backend in ("numpy", "numba"):
+        monkeypatch.setenv("BPTT_BACKEND", backend)
+        grad_x = layer.backward(gy)
+        assert layer.grad_h0 is not None
+        grads[backend] = [
+            grad_x,
+            layer.grad_h0.copy(),
+            layer.grad_a,
+            *(g.copy() for g in layer.grads.values()),
+        ]
+    assert all(np.array_equal(a, b) for a, b in zip(grads["numpy"], grads["numba"], strict=True))
+
+
+@pytest.mark.parametrize(
+    ("dtype", "reach", "rtol"),
+    [(np.float64, 800.0, 4e-15), (np.float32, 110.0, 2e-6)],  # a few ulp: ε64 = 2.2e-16, ε32 = 1.2e-7
+)
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_activations_agree_elementwise_into_saturation(
+    monkeypatch: pytest.MonkeyPatch, dtype: Any, reach: float, rtol: float, activation: str
+) -> None:
+    """``act(z)`` for pre-activations out to ±800 (float64), ±110 (float32), and ±0 and NaN,
+    entry by entry, relatively, to a few ulp; NaN stays NaN, as with NumPy."""
+    H = 512
+    z = np.concatenate([np.linspace(-reach, reach, H // 2), np.linspace(-3.0, 3.0, H // 2)])
+    z[[0, 1, 2]] = [-1e-30, -0.0, np.nan]
+
+    def h1(backend: str) -> np.ndarray:
+        monkeypatch.setenv("BPTT_BACKEND", backend)
+        layer = RNN(1, H, activation=activation, rng=0, dtype=dtype)  # h_1 = act(b)
+        layer.params["W_ih"][...], layer.params["W_hh"][...], layer.params["b"][...] = 0.0, 0.0, z
+        return layer.forward(np.zeros((1, 1, 1), dtype))[0, 0]  # (H,)
+
+    with np.errstate(invalid="ignore"):
+        got, want = h1("numba"), h1("numpy")
+    assert got.dtype == dtype
+    tiny = np.finfo(dtype).smallest_subnormal  # σ(z) = e^z rounded into the subnormals: one unit
+    np.testing.assert_allclose(got, want, rtol=rtol, atol=2 * tiny, equal_nan=True)
+
+
+@pytest.mark.parametrize(
+    ("shape", "compiled"),
+    [((8, 64, 2, 16), False), ((257, 32, 2, 16), False), ((64, 4, 2, 128), True), ((32, 64, 2, 64), True)],
+)
+def test_by_default_a_recurrence_worth_compiling_is_compiled(
+    monkeypatch: pytest.MonkeyPatch, shape: tuple[int, int, int, int], compiled: bool
+) -> None:
+    """``auto`` compiles from ``COMPILE_WORK`` multiply-adds (``T·B·H²``: 2^22 at ``(64, 4, ·, 128)``);
+    the adder's longest check ``(257, 32, ·, 16)`` stays in NumPy. ``numba`` compiles any size."""
+    T, B, _, H = shape
+    assert (T * B * H * H >= rnn_kernels.COMPILE_WORK) is compiled
+    calls: list[str] = []
+    for name, kernel in (("forward", rnn_kernels.forward), ("backward", rnn_kernels.backward)):
+
+        def spy(*args: Any, name: str = name, kernel: Any = kernel) -> Any:
+            calls.append(name)
+            return kernel(*args)
+
+        monkeypatch.setattr(rnn_kernels, name, spy)
+    run(RNN, "auto", monkeypatch, shape, np.float32)
+    assert calls == (["forward", "backward"] if compiled else [])
+    run(RNN, "numba", monkeypatch, shape, np.float32)
+    assert calls[-2:] == ["forward", "backward"]
+
+
+def test_training_the_adder_never_imports_numba() -> None:
+    """The adder's training (its batches and every check) is below ``COMPILE_WORK``: in a fresh
+    process, with the default backend, numba is never imported."""
+    code = "import sys\nfrom bptt.tasks.addition import train\ntrain(seed=0)\nprint('numba' in sys.modules)"
+    env = {k: v for k, v in os.environ.items() if k != "BPTT_BACKEND"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert done.stdout.split() == ["False"], done.stdout + done.stderr
