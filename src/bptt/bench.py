@@ -64,6 +64,7 @@ __all__ = [
     "DEFAULT_ROWS",
     "SHAPES",
     "add_arguments",
+    "blas_kernels",
     "blas_peak",
     "bptt_iteration",
     "bptt_setup",
@@ -262,10 +263,27 @@ def _line(row: dict[str, Any]) -> str:
     )
 
 
+def blas_kernels() -> str:
+    """NumPy's BLAS and the kernels it runs on this CPU (threadpoolctl), e.g. ``openblas 0.3.31 (SkylakeX)``;
+    ``OPENBLAS_CORETYPE``, when set, pins them."""
+    from threadpoolctl import threadpool_info
+
+    found = [i for i in threadpool_info() if i.get("user_api") == "blas"]
+    names = [f"{i['internal_api']} {i.get('version', '?')} ({i.get('architecture', '?')})" for i in found]
+    pinned = os.environ.get("OPENBLAS_CORETYPE")
+    return (
+        "NumPy's BLAS: "
+        + (", ".join(names) or "unknown")
+        + (f", OPENBLAS_CORETYPE={pinned}" if pinned else "")
+    )
+
+
 def footer(rows: list[dict[str, Any]], jax: bench_jax.JaxRuntime | None, no_jax: bool) -> list[str]:
     """The lines under the table: what the ratios are, JAX's compile times and its threads."""
     lines = ["ratios: bptt / torch, bptt / JAX, bptt / the faster of the two (below 1: bptt is faster)"]
-    lines.append(f"bptt: BPTT_BACKEND={os.environ.get('BPTT_BACKEND', '').strip() or 'auto'}")
+    lines.append(
+        f"bptt: BPTT_BACKEND={os.environ.get('BPTT_BACKEND', '').strip() or 'auto'}; {blas_kernels()}"
+    )
     if no_jax:
         return [*lines, "JAX column left out (--no-jax)"]
     if jax is None:
