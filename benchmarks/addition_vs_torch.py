@@ -7,6 +7,10 @@ long sums with every logit at least 3 from 0). Runs alternate between engines, o
 
     python benchmarks/addition_vs_torch.py            # 10 seeds
     python benchmarks/addition_vs_torch.py --seeds 2
+    python benchmarks/addition_vs_torch.py --seeds 1 --repeat 21   # the default adder (seed 0), warm
+
+With ``--repeat N`` each seed trains N times in each engine (alternating) and its time is the
+median of those runs; the process has trained once before any run is timed.
 """
 
 from __future__ import annotations
@@ -55,6 +59,7 @@ def train_torch(seed: int, hidden: int = 16) -> tuple[int, float, bool]:
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--seeds", type=int, default=10)
+    p.add_argument("--repeat", type=int, default=1, help="timed runs of each seed in each engine")
     args = p.parse_args(argv)
 
     import torch
@@ -63,16 +68,23 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(1)
     ours, theirs = [], []
     with threadpool_limits(limits=1):
+        if args.repeat > 1:
+            train(seed=0), train_torch(0)  # warm: the first run in a process is slower
         for seed in range(args.seeds):
-            _, history = train(seed=seed)
-            time.sleep(0.05)
-            steps, seconds, converged = train_torch(seed)
-            time.sleep(0.05)
-            ours.append(history.seconds)
-            theirs.append(seconds)
+            mine, other = [], []
+            for _ in range(args.repeat):
+                _, history = train(seed=seed)
+                time.sleep(0.05)
+                steps, seconds, converged = train_torch(seed)
+                time.sleep(0.05)
+                mine.append(history.seconds)
+                other.append(seconds)
+            ours.append(statistics.median(mine))
+            theirs.append(statistics.median(other))
+            note = "" if converged else " (not converged)"
             print(
-                f"seed {seed}: bptt {history.steps:>4} steps {1000 * history.seconds:6.1f} ms | "
-                f"torch {steps:>4} steps {1000 * seconds:6.1f} ms{'' if converged else ' (not converged)'}",
+                f"seed {seed}: bptt {history.steps:>4} steps {1000 * ours[-1]:6.1f} ms | "
+                f"torch {steps:>4} steps {1000 * theirs[-1]:6.1f} ms{note}",
                 flush=True,
             )
     a, b = statistics.median(ours), statistics.median(theirs)

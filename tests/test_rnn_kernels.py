@@ -20,7 +20,7 @@ import numba  # noqa: F401  - numba is a dependency; a missing numba must fail, 
 import numpy as np
 import pytest
 
-from bptt import RNN
+from bptt import RNN, Dense, Sequential
 from bptt.recurrent import rnn_kernels
 from cell_runs import assert_agree, run
 
@@ -173,3 +173,32 @@ def test_training_the_adder_never_imports_numba() -> None:
     env = {k: v for k, v in os.environ.items() if k != "BPTT_BACKEND"}
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
     assert done.stdout.split() == ["False"], done.stdout + done.stderr
+
+
+def test_sequential_hands_its_own_gradients_over_and_nothing_else(monkeypatch: pytest.MonkeyPatch) -> None:
+    """In ``Sequential([RNN, Dense])`` the compiled loop writes δa over the gradient Dense made (one
+    ``(T, B, H)`` array fewer at the peak); the caller's ``grad_y`` and a direct ``backward``'s are
+    never written; every gradient is that of the layers called one by one, bit for bit; and the
+    borrowed array is let go at the next forward."""
+    monkeypatch.setenv("BPTT_BACKEND", "numba")
+    rng = np.random.default_rng(3)
+    model = Sequential([RNN(3, 40, rng=0), Dense(40, 2, rng=1)])
+    rnn, dense = model.layers
+    x, gy = rng.normal(size=(6, 5, 3)), rng.normal(size=(6, 5, 2))
+    kept = gy.copy()
+    model.forward(x)
+    grad_x = model.backward(gy)
+    assert np.array_equal(gy, kept) and rnn._lent
+    got = [grad_x, rnn.grad_a, *(g.copy() for g in model.grads.values())]
+
+    gh = dense.backward(gy)  # the same forward's caches, called one by one
+    gh_kept = gh.copy()
+    want = [rnn.backward(gh), rnn.grad_a, *(g.copy() for g in model.grads.values())]
+    assert np.array_equal(gh, gh_kept) and not rnn._lent
+    assert all(np.array_equal(a, b) for a, b in zip(got, want, strict=True))
+
+    model.forward(x)
+    model.backward(gy)
+    assert rnn._lent
+    model.forward(x)
+    assert "da" not in rnn._work and not rnn._lent

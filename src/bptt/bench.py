@@ -134,10 +134,12 @@ def compare(
 
 
 def peak_memory(shape: tuple[int, ...], dtype: Any) -> dict[str, float]:
-    """Peak bytes alive during fwd+bwd (everything traced from before the model exists),
-    against the arrays BPTT must keep: inputs, targets, every hidden state, parameters and
-    gradients. ``growth`` is the change of live bytes from the 2nd to the 5th iteration."""
+    """Peak bytes alive during fwd+bwd (everything traced from before the model exists, after a
+    throwaway iteration has loaded numba's kernels), against the arrays BPTT must keep: inputs,
+    targets, every hidden state, parameters and gradients. ``growth`` is the change of live bytes
+    from the 2nd to the 5th iteration."""
     T, B, I, H, O = shape
+    bptt_iteration(shape, dtype)()  # loads and compiles the row's kernels: the library, not the iteration
     tracemalloc.start()
     try:
         step = bptt_iteration(shape, dtype)

@@ -247,6 +247,15 @@ class Layer:
         """
         return self.forward(x)
 
+    def _backward(self, grad_y: Array, own: bool) -> Array:
+        """``backward``; with ``own`` the layer may overwrite ``grad_y`` and keep it as a cache.
+
+        ``Sequential`` passes ``own=True`` for the gradients its own layers made, which nothing
+        reads afterwards, so a layer can write its per-step δ there instead of into an array of
+        its own (the peak memory of BPTT holds one ``(T, B, H)`` array fewer).
+        """
+        return self.backward(grad_y)
+
     def with_lengths(self, lengths: Any) -> Callable[[Array], Array]:
         """``forward`` with ``lengths`` bound, for a layer that ``takes_lengths`` (else ``TypeError``)."""
         if not self.takes_lengths:

@@ -146,8 +146,9 @@ class Sequential(Layer):
         """``grad_y (T', B, F_out) -> grad_x (T, B, F_in)`` through every layer in reverse."""
         if self._out_shape is None:
             raise ShapeError("Sequential.backward called before forward: run forward first")
-        for i in range(len(self.layers) - 1, -1, -1):
-            grad_y = self._named(i, self.layers[i].backward, grad_y)
+        last = len(self.layers) - 1
+        for i in range(last, -1, -1):  # the caller's grad_y is read only; the layers' own are handed over
+            grad_y = self._named(i, partial(self.layers[i]._backward, own=i < last), grad_y)
         return grad_y
 
     @staticmethod

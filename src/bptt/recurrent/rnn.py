@@ -86,6 +86,9 @@ class RNN(Recurrent):
         """
         return self.cached("da", "backward").copy()
 
+    _own = False  # whether the running backward may write over its grad_y (_backward)
+    _lent = False  # whether the cache "da" is such a grad_y
+
     def compiling_pays(self, T: int, B: int) -> bool:
         """Whether the recurrence does at least ``rnn_kernels.COMPILE_WORK`` multiply-adds (``T·B·H²``).
 
@@ -100,6 +103,9 @@ class RNN(Recurrent):
         T, B = x.shape[:2]  # x: (T, B, I), or ids (T, B)
         H, act = self.hidden_size, ACTIVATIONS[self.activation].fn
         W_hh = self.params["W_hh"]
+        if self._lent:  # the last backward's δa lives in a gradient Sequential handed over: let it go
+            del self._work["da"]
+            self._lent = False
         hs = self.buffer("hs", (T + 1, B, H))
         hs[0] = start.h
         self.project(x, hs[1:])  # x_t W_ih + b for every step: only the recurrence is sequential
@@ -149,7 +155,8 @@ class RNN(Recurrent):
         H, dact = self.hidden_size, ACTIVATIONS[self.activation].grad
         hs = self._work["hs"]
         if self.compiled(T, B):  # the loop below, compiled (rnn_kernels)
-            da = self.buffer("da", (T, B, H))
+            self._lent = self._own and g is grad_y and g.flags.c_contiguous and g.flags.writeable
+            da = self._work["da"] = g if self._lent else self.buffer("da", (T, B, H))  # (T, B, H)
             self.grad_h0 = rnn_kernels.backward(g, hs, self.params["W_hh"], da, self.activation)
             return self.weight_grads(hs[:-1], da)
         W_hh_T = np.ascontiguousarray(self.params["W_hh"].T)  # (H, H)
@@ -165,6 +172,14 @@ class RNN(Recurrent):
                 np.copyto(dh_next, dh, where=pad)  # padding carried h_{t-1}: ∂L/∂h_{t-1} = ∂L/∂h_t
         self.grad_h0 = dh_next
         return self.weight_grads(hs[:-1], da)
+
+    def _backward(self, grad_y: Array, own: bool) -> Array:
+        """``backward``; with ``own`` the compiled loop writes ``δa_t`` over ``grad_y`` (see ``Layer``)."""
+        self._own = own
+        try:
+            return self.backward(grad_y)
+        finally:
+            self._own = False
 
     # --- explain: a_t, h_t, and BPTT's δa_t step by step ---------------------------------------
     def explain_forward(self, ex: Explanation, at: Step) -> None:
