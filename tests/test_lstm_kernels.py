@@ -35,12 +35,17 @@ def test_compiled_steps_agree_with_the_numpy_loops(
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-@pytest.mark.parametrize("options", [{"bias": False}, {"stateful": True}, {"stateful": True, "states": True}])
-def test_compiled_steps_agree_without_bias_and_when_stateful(
+@pytest.mark.parametrize(
+    "options",
+    [{"bias": False}, {"stateful": True}, {"stateful": True, "states": True}, {"ids": True}],
+    ids=["no-bias", "stateful", "stateful-h0", "ids"],
+)
+def test_compiled_steps_agree_without_bias_when_stateful_and_on_ids(
     monkeypatch: pytest.MonkeyPatch, dtype: Any, options: dict[str, bool]
 ) -> None:
-    """No bias; a stateful layer's second window, which starts from the first one's last state."""
-    shape = (7, 3, 2, 9)
+    """No bias; a stateful layer's second window, which starts from the first one's last state;
+    ids, whose ``dW_ih`` the compiled path sums by id (``ids_kernels``) instead of a one-hot matmul."""
+    shape = (7, 3, 5, 9)
     want = run(LSTM, "numpy", monkeypatch, shape, dtype, **options)
     got = run(LSTM, "auto", monkeypatch, shape, dtype, **options)
     assert_agree(got, want, dtype)

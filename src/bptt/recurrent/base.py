@@ -23,7 +23,7 @@ from ..errors import ShapeError
 from ..explanation import Explanation, GradientSum, Line, Step, bias_sum, outer_sum, shape
 from ..functional import column_sums, one_hot
 from ..layers import State, Weighted, length_mask
-from . import kernels
+from . import ids_kernels, kernels
 from .torch_form import to_torch_rnn
 
 __all__ = ["Recurrent", "dsigmoid_times"]
@@ -262,10 +262,13 @@ class Recurrent(Weighted):
         assert x is not None
         T, B = x.shape[:2]
         ids = x.ndim == 2
-        inputs = one_hot(x, self.input_size, self.dtype) if ids else x  # (T, B, I)
         d_x = d_in.reshape(T * B, -1)  # (T·B, G·H)
         d_h = d_x if d_rec is None else d_rec.reshape(T * B, -1)  # (T·B, G·H)
-        np.dot(inputs.reshape(T * B, -1).T, d_x, out=self.grads["W_ih"])  # Σ x_tᵀ δ_t: (I, G·H)
+        if ids and self.compiled(T, B):  # Σ x_tᵀ δ_t for one-hot x_t: δ rows summed by id
+            ids_kernels.row_sums(x.reshape(-1), d_x, out=self.grads["W_ih"])  # (I, G·H)
+        else:
+            inputs = one_hot(x, self.input_size, self.dtype) if ids else x  # (T, B, I)
+            np.dot(inputs.reshape(T * B, -1).T, d_x, out=self.grads["W_ih"])  # Σ x_tᵀ δ_t: (I, G·H)
         np.dot(h_prev.reshape(T * B, -1).T, d_h, out=self.grads["W_hh"])  # Σ h_{t-1}ᵀ δ_t: (H, G·H)
         if self.bias:
             column_sums(d_x, out=self.grads["b"])  # (G·H,)
