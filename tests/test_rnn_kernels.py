@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import numba  # noqa: F401  - numba is a dependency; a missing numba must fail, not skip
@@ -21,7 +22,7 @@ import numpy as np
 import pytest
 
 from bptt import RNN, Dense, Sequential
-from bptt.recurrent import rnn_kernels
+from bptt.recurrent import kernels, rnn_kernels
 from cell_runs import assert_agree, run
 
 pytestmark = pytest.mark.usefixtures("default_backend")
@@ -166,13 +167,39 @@ def test_by_default_a_recurrence_worth_compiling_is_compiled(
     assert calls[-2:] == ["forward", "backward"]
 
 
-def test_training_the_adder_never_imports_numba() -> None:
-    """The adder's training (its batches and every check) is below ``COMPILE_WORK``: in a fresh
-    process, with the default backend, numba is never imported."""
-    code = "import sys\nfrom bptt.tasks.addition import train\ntrain(seed=0)\nprint('numba' in sys.modules)"
+def test_bptt_train_never_imports_numba(tmp_path: Path) -> None:
+    """The adder's training is below ``COMPILE_WORK``, and its accuracy table a ``short_job``: a
+    whole ``bptt train`` in a fresh process, with the default backend, never imports numba."""
+    code = (
+        "import contextlib, io, sys, bptt.cli\n"
+        "with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):\n"
+        f"    assert bptt.cli.main(['train', '--quiet', '--out', {str(tmp_path / 'adder.npz')!r}]) == 0\n"
+        "print('numba' in sys.modules)"
+    )
     env = {k: v for k, v in os.environ.items() if k != "BPTT_BACKEND"}
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
     assert done.stdout.split() == ["False"], done.stdout + done.stderr
+
+
+@pytest.mark.parametrize(("backend", "compiled"), [("auto", False), ("numba", True)])
+def test_a_short_job_compiles_only_when_forced(
+    monkeypatch: pytest.MonkeyPatch, backend: str, compiled: bool
+) -> None:
+    """Inside ``kernels.short_job()`` ``auto`` keeps the NumPy loops at any size; ``numba`` compiles;
+    outside it, the size rule holds again."""
+    calls: list[str] = []
+    forward = rnn_kernels.forward
+
+    def spy(*args: Any) -> Any:
+        calls.append("forward")
+        return forward(*args)
+
+    monkeypatch.setattr(rnn_kernels, "forward", spy)
+    with kernels.short_job():
+        run(RNN, backend, monkeypatch, (64, 4, 2, 128), np.float32)
+    assert calls == (["forward"] if compiled else [])
+    run(RNN, "auto", monkeypatch, (64, 4, 2, 128), np.float32)
+    assert calls[-1:] == ["forward"]
 
 
 def test_sequential_hands_its_own_gradients_over_and_nothing_else(monkeypatch: pytest.MonkeyPatch) -> None:

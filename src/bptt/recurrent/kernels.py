@@ -5,7 +5,7 @@ compiled by numba); this module holds what both need, once:
 
 * ``use_compiled(dtype, pays)``: whether a layer takes its compiled steps, from ``BPTT_BACKEND``
   (``auto``, ``numba`` or ``numpy``, read at each call), numba's presence, the dtype and, under
-  ``auto``, whether compiling pays at the layer's size;
+  ``auto``, whether compiling pays at the layer's size and outside a ``short_job()``;
 * ``exp``, ``tanh``, ``sigmoid``: scalar functions for the kernels to call, with one version per
   dtype (float32, float64) that numba picks from the argument's type;
 * ``LazyKernels``: a cell's step functions, compiled on first use (numba is imported then, not
@@ -29,21 +29,40 @@ or the kernels keep the old scalar functions. An installed package is unaffected
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import importlib.util
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
 
-__all__ = ["AVAILABLE", "BACKENDS", "LazyKernels", "exp", "sigmoid", "tanh", "use_compiled"]
+__all__ = ["AVAILABLE", "BACKENDS", "LazyKernels", "exp", "short_job", "sigmoid", "tanh", "use_compiled"]
 
 # numba takes 0.3 s or more to import: only find_spec looks for it when bptt is imported.
 AVAILABLE = importlib.util.find_spec("numba") is not None
 # BPTT_BACKEND: "numpy" forces the NumPy loops; "numba" requires the kernels; "auto" (or unset)
 # takes the kernels when numba is installed and the layer says compiling pays at its size.
 BACKENDS = ("auto", "numba", "numpy")
+
+
+_SHORT_JOB: contextvars.ContextVar[bool] = contextvars.ContextVar("bptt_short_job", default=False)
+
+
+@contextlib.contextmanager
+def short_job() -> Iterator[None]:
+    """Within it, ``BPTT_BACKEND=auto`` compiles nothing (``numba`` still does).
+
+    For work known to be a few calls, such as an evaluation: however large they are, they never
+    repay numba's import (0.3 s) and first compile (0.8 s a dtype), which the NumPy loops avoid.
+    """
+    token = _SHORT_JOB.set(True)
+    try:
+        yield
+    finally:
+        _SHORT_JOB.reset(token)
 
 
 def use_compiled(dtype: Any, pays: bool = True) -> bool:
@@ -61,7 +80,7 @@ def use_compiled(dtype: Any, pays: bool = True) -> bool:
     -------
     bool
         True when numba is installed, ``dtype`` is float32 or float64 and ``BPTT_BACKEND`` (read
-        at each call) is ``numba``, or ``auto`` (or unset) and ``pays``.
+        at each call) is ``numba``, or ``auto`` (or unset) and ``pays``, outside a ``short_job``.
 
     Raises
     ------
@@ -75,7 +94,7 @@ def use_compiled(dtype: Any, pays: bool = True) -> bool:
         raise ValueError(f"BPTT_BACKEND must be one of {', '.join(BACKENDS)}, got {backend!r}")
     if backend == "numba" and not AVAILABLE:
         raise RuntimeError("BPTT_BACKEND=numba, but numba is not installed: pip install numba")
-    wanted = backend == "numba" or (backend == "auto" and pays)
+    wanted = backend == "numba" or (backend == "auto" and pays and not _SHORT_JOB.get())
     return wanted and AVAILABLE and np.dtype(dtype) in (np.float32, np.float64)
 
 
