@@ -80,3 +80,38 @@ def assert_equal(got: dict[str, np.ndarray], want: dict[str, np.ndarray]) -> Non
     assert got.keys() == want.keys()
     for name, ref in want.items():
         assert np.array_equal(got[name], ref), name
+
+
+def backwards(layer: Recurrent, monkeypatch: pytest.MonkeyPatch) -> tuple[dict[str, np.ndarray], ...]:
+    """From one forward of ``layer`` (``I = 5``, ``T = 9``, ``B = 4``, random initial states), a
+    backward under ``BPTT_BACKEND=numpy`` and one under ``numba``: each one's ``grad_x``, state
+    gradients, per-step δ and weight gradients."""
+    rng = np.random.default_rng(4)
+    dtype, H = layer.dtype, layer.hidden_size
+    for name in layer.state_names:
+        setattr(layer, name, rng.normal(size=(4, H)).astype(dtype))
+    x, gy = rng.normal(size=(9, 4, 5)).astype(dtype), rng.normal(size=(9, 4, H)).astype(dtype)
+    layer.forward(x)
+    out = []
+    for backend in ("numpy", "numba"):
+        monkeypatch.setenv("BPTT_BACKEND", backend)
+        got = {"grad_x": layer.backward(gy), "grad_a": layer.grad_a}
+        got |= {f"grad {k}": v.copy() for k, v in zip(layer.state_names, layer.grad_state, strict=False)}
+        got |= {f"grad {k}": v.copy() for k, v in layer.grads.items()}
+        if hasattr(layer, "grad_r"):
+            got["grad_r"] = layer.grad_r
+        out.append(got)
+    return tuple(out)
+
+
+def spy(module: Any, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Record each call of ``module.forward`` and ``module.backward`` (a cell's kernel loops) by name."""
+    calls: list[str] = []
+    for name, kernel in (("forward", module.forward), ("backward", module.backward)):
+
+        def call(*args: Any, name: str = name, kernel: Any = kernel) -> Any:
+            calls.append(name)
+            return kernel(*args)
+
+        monkeypatch.setattr(module, name, call)
+    return calls

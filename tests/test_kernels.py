@@ -19,7 +19,7 @@ from bptt import GRU, LSTM, RNN
 from bptt.gradcheck import gradcheck
 from bptt.losses import MSELoss
 from bptt.recurrent import gru_kernels, kernels, lstm_kernels, rnn_kernels
-from cell_runs import assert_equal, run
+from cell_runs import assert_equal, run, spy
 
 CELLS = {"RNN": (RNN, rnn_kernels), "LSTM": (LSTM, lstm_kernels), "GRU": (GRU, gru_kernels)}
 pytestmark = pytest.mark.usefixtures("default_backend")
@@ -125,14 +125,7 @@ def test_the_kernels_are_taken_by_default(monkeypatch: pytest.MonkeyPatch, cell:
     """Unset, ``auto`` and ``numba`` (any case, spaces around) all take the compiled loops, at a
     size where they pay for an RNN too (``T·B·H²`` of 2^22)."""
     layer, module = CELLS[cell]
-    calls: list[str] = []
-    for name, kernel in (("forward", module.forward), ("backward", module.backward)):
-
-        def spy(*args: Any, name: str = name, kernel: Any = kernel) -> Any:
-            calls.append(name)
-            return kernel(*args)
-
-        monkeypatch.setattr(module, name, spy)
+    calls = spy(module, monkeypatch)
     for backend in ("", "auto", " Numba "):
         run(layer, backend, monkeypatch, (64, 4, 2, 128), np.float64)
     assert calls == ["forward", "backward"] * 3

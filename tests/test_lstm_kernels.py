@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from bptt import LSTM
-from cell_runs import assert_agree, run
+from cell_runs import assert_agree, assert_equal, backwards, run
 
 pytestmark = pytest.mark.usefixtures("default_backend")
 SHAPES = [(1, 1, 1, 1), (1, 3, 2, 5), (6, 1, 3, 4), (5, 4, 3, 37), (50, 32, 98, 128)]  # (T, B, I, H)
@@ -57,17 +57,8 @@ def test_the_compiled_backward_is_the_numpy_backward_bit_for_bit(
 ) -> None:
     """From the same forward caches, the backward kernel's arithmetic is the reference's, in its
     order and dtype, with no fused multiply-add: every gradient is equal, not just close."""
-    rng = np.random.default_rng(4)
-    layer = LSTM(5, 37, rng=0, dtype=dtype)
-    layer.h0, layer.c0 = (rng.normal(size=(4, 37)).astype(dtype) for _ in range(2))
-    x, gy = rng.normal(size=(9, 4, 5)).astype(dtype), rng.normal(size=(9, 4, 37)).astype(dtype)
-    layer.forward(x)
-    grads = {}
-    for backend in ("numpy", "auto"):
-        monkeypatch.setenv("BPTT_BACKEND", backend)
-        grad_x = layer.backward(gy)
-        grads[backend] = [grad_x, *layer.grad_state, layer.grad_a, *(g.copy() for g in layer.grads.values())]
-    assert all(np.array_equal(a, b) for a, b in zip(grads["numpy"], grads["auto"], strict=True))
+    numpy, compiled = backwards(LSTM(5, 37, rng=0, dtype=dtype), monkeypatch)
+    assert_equal(compiled, numpy)
 
 
 @pytest.mark.parametrize(

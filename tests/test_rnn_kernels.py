@@ -23,7 +23,7 @@ import pytest
 
 from bptt import RNN, Dense, Sequential
 from bptt.recurrent import kernels, rnn_kernels
-from cell_runs import assert_agree, run
+from cell_runs import assert_agree, assert_equal, backwards, run, spy
 
 pytestmark = pytest.mark.usefixtures("default_backend")
 ACTIVATIONS = sorted(rnn_kernels.ACTIVATION_CODES)
@@ -96,23 +96,8 @@ def test_the_compiled_backward_with_blas_is_the_numpy_backward_bit_for_bit(
     """From the same forward, the call-a-step backward does the reference's arithmetic in its order
     and dtype, with no fused multiply-add, and BLAS's matmul: every gradient is equal, not close."""
     monkeypatch.setattr(rnn_kernels, "SMALL", 0)
-    rng = np.random.default_rng(4)
-    layer = RNN(5, 37, activation=activation, rng=0, dtype=dtype)
-    layer.h0 = rng.normal(size=(4, 37)).astype(dtype)
-    x, gy = rng.normal(size=(9, 4, 5)).astype(dtype), rng.normal(size=(9, 4, 37)).astype(dtype)
-    layer.forward(x)
-    grads = {}
-    for backend in ("numpy", "numba"):
-        monkeypatch.setenv("BPTT_BACKEND", backend)
-        grad_x = layer.backward(gy)
-        assert layer.grad_h0 is not None
-        grads[backend] = [
-            grad_x,
-            layer.grad_h0.copy(),
-            layer.grad_a,
-            *(g.copy() for g in layer.grads.values()),
-        ]
-    assert all(np.array_equal(a, b) for a, b in zip(grads["numpy"], grads["numba"], strict=True))
+    numpy, compiled = backwards(RNN(5, 37, activation=activation, rng=0, dtype=dtype), monkeypatch)
+    assert_equal(compiled, numpy)
 
 
 @pytest.mark.parametrize(
@@ -153,14 +138,7 @@ def test_by_default_a_recurrence_worth_compiling_is_compiled(
     the adder's longest check ``(257, 32, ·, 16)`` stays in NumPy. ``numba`` compiles any size."""
     T, B, _, H = shape
     assert (T * B * H * H >= rnn_kernels.COMPILE_WORK) is compiled
-    calls: list[str] = []
-    for name, kernel in (("forward", rnn_kernels.forward), ("backward", rnn_kernels.backward)):
-
-        def spy(*args: Any, name: str = name, kernel: Any = kernel) -> Any:
-            calls.append(name)
-            return kernel(*args)
-
-        monkeypatch.setattr(rnn_kernels, name, spy)
+    calls = spy(rnn_kernels, monkeypatch)
     run(RNN, "auto", monkeypatch, shape, np.float32)
     assert calls == (["forward", "backward"] if compiled else [])
     run(RNN, "numba", monkeypatch, shape, np.float32)
@@ -187,19 +165,12 @@ def test_a_short_job_compiles_only_when_forced(
 ) -> None:
     """Inside ``kernels.short_job()`` ``auto`` keeps the NumPy loops at any size; ``numba`` compiles;
     outside it, the size rule holds again."""
-    calls: list[str] = []
-    forward = rnn_kernels.forward
-
-    def spy(*args: Any) -> Any:
-        calls.append("forward")
-        return forward(*args)
-
-    monkeypatch.setattr(rnn_kernels, "forward", spy)
+    calls = spy(rnn_kernels, monkeypatch)
     with kernels.short_job():
         run(RNN, backend, monkeypatch, (64, 4, 2, 128), np.float32)
-    assert calls == (["forward"] if compiled else [])
+    assert calls == (["forward", "backward"] if compiled else [])
     run(RNN, "auto", monkeypatch, (64, 4, 2, 128), np.float32)
-    assert calls[-1:] == ["forward"]
+    assert calls[-2:] == ["forward", "backward"]
 
 
 def test_sequential_hands_its_own_gradients_over_and_nothing_else(monkeypatch: pytest.MonkeyPatch) -> None:
