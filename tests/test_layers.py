@@ -913,3 +913,36 @@ def test_rnn_backward_is_linear_in_grad_y(
         outs.append({"x": rnn.backward(g), **_snapshot(rnn)})
     for k in outs[0]:
         _close(outs[2][k], a * outs[0][k] + outs[1][k])
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_sequential_backward_hands_gradients_between_its_layers(
+    monkeypatch: pytest.MonkeyPatch, backend: str
+) -> None:
+    """Between its own layers ``Sequential`` hands each gradient over (``own``) and lets a layer
+    return a reused buffer (``share``): the results are those of the layers called one by one, bit
+    for bit, twice over; the caller's ``grad_y`` is never written, and the ``grad_x`` it gets back
+    is its own, which a later backward leaves alone."""
+    monkeypatch.setenv("BPTT_BACKEND", backend)
+    rng = np.random.default_rng(8)
+    layers = [
+        bptt.Dense(3, 6, rng=1),
+        bptt.RNN(6, 40, rng=2),
+        bptt.RNN(40, 30, rng=3),
+        bptt.Dense(30, 2, rng=4),
+    ]
+    model = bptt.Sequential(layers)
+    x, gy = rng.normal(size=(5, 4, 3)), rng.normal(size=(5, 4, 2))
+    kept = gy.copy()
+    model.forward(x)
+    first = model.backward(gy)
+    got = [first.copy(), *(g.copy() for g in model.grads.values())]
+    second = model.backward(gy)
+    assert np.array_equal(second, got[0]) and np.array_equal(first, got[0]) and np.array_equal(gy, kept)
+    assert not any(np.shares_memory(first, a) for layer in layers for a in layer._work.values())
+
+    grad = gy  # the same forward's caches, each layer's plain backward in turn
+    for layer in reversed(layers):
+        grad = layer.backward(grad.copy())
+    want = [grad, *(w.copy() for w in model.grads.values())]
+    assert all(np.array_equal(a, b) for a, b in zip(got, want, strict=True))

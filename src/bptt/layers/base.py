@@ -247,14 +247,24 @@ class Layer:
         """
         return self.forward(x)
 
-    def _backward(self, grad_y: Array, own: bool) -> Array:
-        """``backward``; with ``own`` the layer may overwrite ``grad_y`` and keep it as a cache.
+    _own = False  # during a backward: whether grad_y is handed over (_backward)
+    _share = False  # during a backward: whether grad_x may be an internal buffer (_backward)
 
-        ``Sequential`` passes ``own=True`` for the gradients its own layers made, which nothing
-        reads afterwards, so a layer can write its per-step δ there instead of into an array of
-        its own (the peak memory of BPTT holds one ``(T, B, H)`` array fewer).
+    def _backward(self, grad_y: Array, own: bool, share: bool) -> Array:
+        """``backward`` between ``Sequential``'s own layers, as ``_forward`` with ``share`` is.
+
+        ``own``: ``grad_y`` was made by the layer above, and nothing reads it afterwards, so the
+        layer may write its per-step δ there (the RNN's compiled loop does: BPTT's peak memory
+        holds one ``(T, B, H)`` array fewer). ``share``: the result goes only to the layer below,
+        which reads it until its next forward, so it may be a buffer the layer reuses (Dense and
+        the recurrent layers do: a fresh large array each iteration costs page faults). The
+        flags are set on the layer for the call; a plain ``backward`` has both false.
         """
-        return self.backward(grad_y)
+        self._own, self._share = own, share
+        try:
+            return self.backward(grad_y)
+        finally:
+            self._own = self._share = False
 
     def with_lengths(self, lengths: Any) -> Callable[[Array], Array]:
         """``forward`` with ``lengths`` bound, for a layer that ``takes_lengths`` (else ``TypeError``)."""
@@ -303,6 +313,14 @@ class Weighted(Layer):
         name = type(self).__name__
         self.dtype = as_float_dtype(dtype, name)
         self._rng = weight_rng(rng, name)
+        self._work: dict[str, Array] = {}  # forward caches and backward buffers, reused across calls
+
+    def buffer(self, name: str, shape: tuple[int, ...]) -> Array:
+        """A cache array reused across calls while its shape and dtype stay the same."""
+        buf = self._work.get(name)
+        if buf is None or buf.shape != shape or buf.dtype != self.dtype:
+            buf = self._work[name] = np.empty(shape, self.dtype)
+        return buf
 
     def config(self) -> dict[str, Any]:
         """The dtype's name (``"float64"``); subclasses add their sizes."""

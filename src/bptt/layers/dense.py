@@ -72,7 +72,7 @@ class Dense(Weighted):
         """``x (T, B, I) -> y (T, B, O)``."""
         x = as_array(x, self.dtype, "Dense.forward", "x")
         T, B, I = check_sequence(x, "Dense.forward", "x", "(T, B, I)", self.in_features)
-        y = x.reshape(T * B, I) @ self.params["W"]  # (T·B, O)
+        y = np.dot(x.reshape(T * B, I), self.params["W"])  # (T·B, O); np.dot: see backward
         if self.bias:
             y += self.params["b"]
         self._x, self._out_shape = x, (T, B, self.out_features)
@@ -87,7 +87,9 @@ class Dense(Weighted):
         np.dot(self._x.reshape(T * B, I).T, G, out=self.grads["W"])  # Σ_t x_tᵀ δ_t: (I, O)
         if self.bias:
             column_sums(G, out=self.grads["b"])  # Σ_t δ_t: (O,)
-        return (G @ self.params["W"].T).reshape(T, B, I)  # (T, B, I)
+        out = self.buffer("grad_x", (T * B, I)) if self._share else None  # see Layer._backward
+        # np.dot, not @: NumPy's matmul skips BLAS when O = 1 and takes 5x as long (2048 × 64: 125 µs)
+        return np.dot(G, self.params["W"].T, out=out).reshape(T, B, I)  # (T, B, I)
 
     # --- explain: o_t = u_t @ W + b, and dW as a sum of outer products ----------------------
     explain_stem = "o"

@@ -147,8 +147,8 @@ class Sequential(Layer):
         if self._out_shape is None:
             raise ShapeError("Sequential.backward called before forward: run forward first")
         last = len(self.layers) - 1
-        for i in range(last, -1, -1):  # the caller's grad_y is read only; the layers' own are handed over
-            grad_y = self._named(i, partial(self.layers[i]._backward, own=i < last), grad_y)
+        for i in range(last, -1, -1):  # the caller's grad_y is read only, and the caller's grad_x its own
+            grad_y = self._named(i, partial(self.layers[i]._backward, own=i < last, share=i > 0), grad_y)
         return grad_y
 
     @staticmethod

@@ -78,7 +78,6 @@ class Recurrent(Weighted):
         self.grad_h0: Array | None = None
         self._x: Array | None = None
         self._pad: NDArray[np.bool_] | None = None  # (T, B, 1): the padded steps of the last forward
-        self._work: dict[str, Array] = {}  # forward caches and backward buffers, reused across calls
 
     def _add_recurrent_biases(self, k: float) -> None:
         """Biases beyond ``b`` (none here; GRU's ``b_hn``)."""
@@ -274,14 +273,8 @@ class Recurrent(Weighted):
             column_sums(d_x, out=self.grads["b"])  # (G·H,)
         if ids:
             return np.zeros((T, B), self.dtype)
-        return (d_x @ self.params["W_ih"].T).reshape(T, B, -1)  # (T, B, I)
-
-    def buffer(self, name: str, shape: tuple[int, ...]) -> Array:
-        """A cache array reused across calls while its shape and dtype stay the same."""
-        buf = self._work.get(name)
-        if buf is None or buf.shape != shape or buf.dtype != self.dtype:
-            buf = self._work[name] = np.empty(shape, self.dtype)
-        return buf
+        out = self.buffer("grad_x", (T * B, self.input_size)) if self._share else None  # see Layer._backward
+        return np.dot(d_x, self.params["W_ih"].T, out=out).reshape(T, B, -1)  # (T, B, I)
 
     def cached(self, name: str, what: str) -> Array:
         """The cache ``name`` of the last forward or backward, or ``ShapeError`` naming ``what``."""

@@ -86,8 +86,7 @@ class RNN(Recurrent):
         """
         return self.cached("da", "backward").copy()
 
-    _own = False  # whether the running backward may write over its grad_y (_backward)
-    _lent = False  # whether the cache "da" is such a grad_y
+    _lent = False  # whether the cache "da" is a grad_y handed over (Layer._backward's own)
 
     def compiling_pays(self, T: int, B: int) -> bool:
         """Whether the recurrence does at least ``rnn_kernels.COMPILE_WORK`` multiply-adds (``T·B·H²``).
@@ -172,14 +171,6 @@ class RNN(Recurrent):
                 np.copyto(dh_next, dh, where=pad)  # padding carried h_{t-1}: ∂L/∂h_{t-1} = ∂L/∂h_t
         self.grad_h0 = dh_next
         return self.weight_grads(hs[:-1], da)
-
-    def _backward(self, grad_y: Array, own: bool) -> Array:
-        """``backward``; with ``own`` the compiled loop writes ``δa_t`` over ``grad_y`` (see ``Layer``)."""
-        self._own = own
-        try:
-            return self.backward(grad_y)
-        finally:
-            self._own = False
 
     # --- explain: a_t, h_t, and BPTT's δa_t step by step ---------------------------------------
     def explain_forward(self, ex: Explanation, at: Step) -> None:
