@@ -200,3 +200,22 @@ def test_sequential_hands_its_own_gradients_over_and_nothing_else(monkeypatch: p
     assert rnn._lent
     model.forward(x)
     assert "da" not in rnn._work and not rnn._lent
+
+
+def test_a_handed_over_gradient_is_never_reused_as_a_buffer(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Regression: after a compiled backward wrote δa over a gradient Sequential handed it, a second
+    backward of the same forward in NumPy took that array for its δa buffer, and so overwrote the
+    gradient it was reading (Dense's reused one). Both backends now give the one-by-one gradients."""
+    rng = np.random.default_rng(5)
+    model = Sequential([RNN(3, 40, rng=0), Dense(40, 2, rng=1)])
+    x, gy = rng.normal(size=(6, 5, 3)), rng.normal(size=(6, 5, 2))
+    model.forward(x)
+    grads = {}
+    for backend in ("numba", "numpy", "numba"):
+        monkeypatch.setenv("BPTT_BACKEND", backend)
+        grads[backend] = [model.backward(gy), *(g.copy() for g in model.grads.values())]
+    rnn, dense = model.layers
+    want = [rnn.backward(dense.backward(gy)), *(g.copy() for g in model.grads.values())]
+    for got in grads.values():
+        for a, b in zip(got, want, strict=True):
+            np.testing.assert_allclose(a, b, rtol=0, atol=1e-12 * float(np.abs(b).max()))

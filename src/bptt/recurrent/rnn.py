@@ -88,6 +88,12 @@ class RNN(Recurrent):
 
     _lent = False  # whether the cache "da" is a grad_y handed over (Layer._backward's own)
 
+    def _let_go(self) -> None:
+        """Forget the last backward's δa if it lives in a gradient ``Sequential`` handed over."""
+        if self._lent:
+            del self._work["da"]
+            self._lent = False
+
     def compiling_pays(self, T: int, B: int) -> bool:
         """Whether the recurrence does at least ``rnn_kernels.COMPILE_WORK`` multiply-adds (``T·B·H²``).
 
@@ -102,9 +108,7 @@ class RNN(Recurrent):
         T, B = x.shape[:2]  # x: (T, B, I), or ids (T, B)
         H, act = self.hidden_size, ACTIVATIONS[self.activation].fn
         W_hh = self.params["W_hh"]
-        if self._lent:  # the last backward's δa lives in a gradient Sequential handed over: let it go
-            del self._work["da"]
-            self._lent = False
+        self._let_go()
         hs = self.buffer("hs", (T + 1, B, H))
         hs[0] = start.h
         self.project(x, hs[1:])  # x_t W_ih + b for every step: only the recurrence is sequential
@@ -153,6 +157,7 @@ class RNN(Recurrent):
         T, B = self._x.shape[:2]
         H, dact = self.hidden_size, ACTIVATIONS[self.activation].grad
         hs = self._work["hs"]
+        self._let_go()  # a handed-over δa is never the buffer below, which may be this grad_y
         if self.compiled(T, B):  # the loop below, compiled (rnn_kernels)
             self._lent = self._own and g is grad_y and g.flags.c_contiguous and g.flags.writeable
             da = self._work["da"] = g if self._lent else self.buffer("da", (T, B, H))  # (T, B, H)
