@@ -1,8 +1,8 @@
 """What RNN, LSTM and GRU share for their compiled loops (``bptt.recurrent.kernels``): the backend
 choice and which loops a forward takes (padded batches, ``BPTT_BACKEND=numpy``, a missing numba
 and gradcheck's complex probe take the NumPy loops), numba's lazy import and the scalar stubs.
-Each cell's parity with its NumPy loops is in ``test_rnn_kernels``, ``test_lstm_kernels`` and
-``test_gru_kernels``."""
+LSTM's and GRU's parity with their NumPy loops is here too (the same tests for both); RNN's, and
+what is each cell's own, are in ``test_rnn_kernels``, ``test_lstm_kernels`` and ``test_gru_kernels``."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from bptt import GRU, LSTM, RNN
 from bptt.gradcheck import gradcheck
 from bptt.losses import MSELoss
 from bptt.recurrent import gru_kernels, kernels, lstm_kernels, rnn_kernels
-from cell_runs import assert_equal, run, spy
+from cell_runs import assert_agree, assert_equal, backwards, run, spy
 
 CELLS = {"RNN": (RNN, rnn_kernels), "LSTM": (LSTM, lstm_kernels), "GRU": (GRU, gru_kernels)}
 pytestmark = pytest.mark.usefixtures("default_backend")
@@ -129,3 +129,52 @@ def test_the_kernels_are_taken_by_default(monkeypatch: pytest.MonkeyPatch, cell:
     for backend in ("", "auto", " Numba "):
         run(layer, backend, monkeypatch, (64, 4, 2, 128), np.float64)
     assert calls == ["forward", "backward"] * 3
+
+
+# --- LSTM and GRU against their NumPy loops (RNN's, with its activations and routes: test_rnn_kernels)
+GATED = {"LSTM": (LSTM, (50, 32, 98, 128)), "GRU": (GRU, (64, 32, 64, 128))}  # each with a bench-sized shape
+SHAPES = [(1, 1, 1, 1), (1, 3, 2, 5), (6, 1, 3, 4), (5, 4, 3, 37)]  # (T, B, I, H)
+GATED_SHAPES = [(c, s) for c, (_, big) in GATED.items() for s in [*SHAPES, big]]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize(
+    ("cell", "shape"), GATED_SHAPES, ids=lambda v: "T{}-B{}-I{}-H{}".format(*v) if isinstance(v, tuple) else v
+)
+@pytest.mark.parametrize("states", [False, True], ids=["zeros", "states"])
+def test_gated_compiled_steps_agree_with_the_numpy_loops(
+    monkeypatch: pytest.MonkeyPatch, dtype: Any, cell: str, shape: tuple[int, int, int, int], states: bool
+) -> None:
+    """Outputs, caches and every gradient, from zero or given initial states, to round-off."""
+    layer = GATED[cell][0]
+    want = run(layer, "numpy", monkeypatch, shape, dtype, states=states)
+    assert_agree(run(layer, "auto", monkeypatch, shape, dtype, states=states), want, dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("cell", sorted(GATED))
+@pytest.mark.parametrize(
+    "options",
+    [{"bias": False}, {"stateful": True}, {"stateful": True, "states": True}, {"ids": True}],
+    ids=["no-bias", "stateful", "stateful-states", "ids"],
+)
+def test_gated_compiled_steps_agree_without_bias_when_stateful_and_on_ids(
+    monkeypatch: pytest.MonkeyPatch, dtype: Any, cell: str, options: dict[str, bool]
+) -> None:
+    """No bias; a stateful layer's second window, which starts from the first one's last state;
+    ids, whose ``dW_ih`` the compiled path sums by id (``ids_kernels``) instead of a one-hot matmul."""
+    layer = GATED[cell][0]
+    want = run(layer, "numpy", monkeypatch, (7, 3, 5, 9), dtype, **options)
+    assert_agree(run(layer, "auto", monkeypatch, (7, 3, 5, 9), dtype, **options), want, dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("cell", sorted(GATED))
+@pytest.mark.parametrize("bias", [True, False])
+def test_gated_compiled_backward_is_the_numpy_backward_bit_for_bit(
+    monkeypatch: pytest.MonkeyPatch, dtype: Any, cell: str, bias: bool
+) -> None:
+    """From the same forward caches, the backward kernel's arithmetic is the reference's, in its
+    order and dtype, with no fused multiply-add: every gradient is equal, not just close."""
+    numpy, compiled = backwards(GATED[cell][0](5, 37, bias=bias, rng=0, dtype=dtype), monkeypatch)
+    assert_equal(compiled, numpy)

@@ -4,7 +4,8 @@ Every array a forward and backward produce (outputs, final state, the caches ``e
 every gradient, ``grad_h0``, ``grad_c0``, ``grad_x``, ``grad_a``) agrees to round-off: float64 at
 1e-12 and float32 at 1e-5, relative to the array's largest magnitude; the nonlinearities agree
 elementwise to a few ulp, far into saturation and the tail where ``σ(z) = e^z``.
-(Which loops a forward takes, and what the three cells share, are tested in ``test_kernels``.)
+(That test, and which loops a forward takes, are in ``test_kernels`` for LSTM and GRU alike;
+this file holds what is LSTM's own.)
 """
 
 from __future__ import annotations
@@ -16,49 +17,8 @@ import numpy as np
 import pytest
 
 from bptt import LSTM
-from cell_runs import assert_agree, assert_equal, backwards, run
 
 pytestmark = pytest.mark.usefixtures("default_backend")
-SHAPES = [(1, 1, 1, 1), (1, 3, 2, 5), (6, 1, 3, 4), (5, 4, 3, 37), (50, 32, 98, 128)]  # (T, B, I, H)
-
-
-@pytest.mark.parametrize("dtype", [np.float64, np.float32])
-@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "T{}-B{}-I{}-H{}".format(*s))
-@pytest.mark.parametrize("states", [False, True], ids=["zeros", "h0-c0"])
-def test_compiled_steps_agree_with_the_numpy_loops(
-    monkeypatch: pytest.MonkeyPatch, dtype: Any, shape: tuple[int, int, int, int], states: bool
-) -> None:
-    """Outputs, caches and every gradient, from zero or given initial states."""
-    want = run(LSTM, "numpy", monkeypatch, shape, dtype, states=states)
-    got = run(LSTM, "auto", monkeypatch, shape, dtype, states=states)
-    assert_agree(got, want, dtype)
-
-
-@pytest.mark.parametrize("dtype", [np.float64, np.float32])
-@pytest.mark.parametrize(
-    "options",
-    [{"bias": False}, {"stateful": True}, {"stateful": True, "states": True}, {"ids": True}],
-    ids=["no-bias", "stateful", "stateful-h0", "ids"],
-)
-def test_compiled_steps_agree_without_bias_when_stateful_and_on_ids(
-    monkeypatch: pytest.MonkeyPatch, dtype: Any, options: dict[str, bool]
-) -> None:
-    """No bias; a stateful layer's second window, which starts from the first one's last state;
-    ids, whose ``dW_ih`` the compiled path sums by id (``ids_kernels``) instead of a one-hot matmul."""
-    shape = (7, 3, 5, 9)
-    want = run(LSTM, "numpy", monkeypatch, shape, dtype, **options)
-    got = run(LSTM, "auto", monkeypatch, shape, dtype, **options)
-    assert_agree(got, want, dtype)
-
-
-@pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_the_compiled_backward_is_the_numpy_backward_bit_for_bit(
-    monkeypatch: pytest.MonkeyPatch, dtype: Any
-) -> None:
-    """From the same forward caches, the backward kernel's arithmetic is the reference's, in its
-    order and dtype, with no fused multiply-add: every gradient is equal, not just close."""
-    numpy, compiled = backwards(LSTM(5, 37, rng=0, dtype=dtype), monkeypatch)
-    assert_equal(compiled, numpy)
 
 
 @pytest.mark.parametrize(
